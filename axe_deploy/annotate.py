@@ -1,0 +1,101 @@
+"""Accumulator annotations on quantized compute nodes (DESIGN.md §4).
+
+Every Gemm / MatMul / Conv with integer weights gets ``node.metadata_props`` entries
+with the minimal accumulator DataType that holds its exact worst-case range, computed
+by :mod:`axe_deploy.accumulator` from the weights in the graph. Stages after this one
+read widths with :func:`read_annotation`; they never recompute them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from onnx import StringStringEntryProto
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+
+from axe_deploy import accumulator
+from axe_deploy.config import match_layer
+from axe_deploy.graph import COMPUTE_OPS, GraphError, quant_layers
+
+PREFIX = "axe_deploy."
+KEYS = ("accumulator_datatype", "tile_size", "outer_accumulator_datatype", "accumulator_range",
+        "input_datatype", "weight_datatype")
+
+
+def _set_props(node, props: dict[str, str]) -> None:
+    keep = [p for p in node.metadata_props if not p.key.startswith(PREFIX)]
+    del node.metadata_props[:]
+    node.metadata_props.extend(keep)
+    for k, v in props.items():
+        node.metadata_props.append(StringStringEntryProto(key=PREFIX + k, value=str(v)))
+
+
+def read_annotation(node) -> dict[str, str] | None:
+    """The ``axe_deploy.*`` metadata of a node without the prefix, or None if it has none."""
+    props = {p.key[len(PREFIX):]: p.value for p in node.metadata_props if p.key.startswith(PREFIX)}
+    return props or None
+
+
+def annotation_range(props: dict[str, str]) -> tuple[int, int]:
+    lo, hi = json.loads(props["accumulator_range"])
+    return int(lo), int(hi)
+
+
+class AnnotateAccumulators(Transformation):
+    """Annotate every quantized compute node with its exact accumulator width.
+
+    ``tile_sizes`` maps layer-name globs to T (0: one stage); ``targets`` maps globs to a
+    target P. A layer whose exact range does not fit its target P is an error: the
+    quantization did not deliver the width the flow promised, and no annotation is
+    written that the weights do not satisfy.
+    """
+
+    def __init__(self, tile_sizes: dict[str, int] | None = None, targets: dict[str, int] | None = None):
+        super().__init__()
+        self.tile_sizes = tile_sizes or {}
+        self.targets = targets or {}
+
+    def apply(self, model: ModelWrapper):
+        for layer in quant_layers(model):
+            node = model.graph.node[layer.node_index]
+            T = int(match_layer(self.tile_sizes, layer.layer_name, 0) or 0)
+            info = accumulator.analyze(layer.q, input_bits=layer.input.bits,
+                                       input_signed=layer.input.signed, weight_bits=layer.weight.bits,
+                                       tile_size=T, input_narrow=layer.input.narrow)
+            target = int(match_layer(self.targets, layer.layer_name, 0) or 0)
+            if target and not accumulator.fits(info.lo, info.hi, target, signed=True):
+                raise GraphError(f"layer '{layer.layer_name}' ({node.op_type} '{node.name}'): exact "
+                                 f"accumulator range [{info.lo}, {info.hi}] needs {info.exact_bits} bits, "
+                                 f"more than the target of {target}; quantize with AXE "
+                                 f"(quant.algorithm gpfq/optq/spfq with quant.accumulator_bits)")
+            props = {
+                "accumulator_datatype": info.datatype,
+                "tile_size": info.tile_size,
+                "accumulator_range": json.dumps([info.lo, info.hi]),
+                "input_datatype": layer.input.datatype,
+                "weight_datatype": layer.weight.datatype,
+                "layer_name": layer.layer_name,
+                "datatype_bound_bits": info.datatype_bound_bits,
+            }
+            if info.tile_size:
+                props["outer_accumulator_datatype"] = info.outer_datatype
+                props["outer_accumulator_range"] = json.dumps([info.outer_lo, info.outer_hi])
+            if target:
+                props["target_accumulator_bits"] = target
+            _set_props(node, props)
+        return model, False
+
+
+def copy_annotations(src: ModelWrapper, dst: ModelWrapper) -> None:
+    """Copy annotations onto the compute nodes of another export of the same network
+    (the QCDQ graph), matched in graph order; both must have the same compute nodes."""
+    a = [n for n in src.graph.node if n.op_type in COMPUTE_OPS]
+    b = [n for n in dst.graph.node if n.op_type in COMPUTE_OPS]
+    if [n.op_type for n in a] != [n.op_type for n in b]:
+        raise GraphError(f"QONNX and QCDQ graphs differ in compute nodes: "
+                         f"{[n.op_type for n in a]} vs {[n.op_type for n in b]}")
+    for na, nb in zip(a, b):
+        props = read_annotation(na)
+        if props:
+            _set_props(nb, props)

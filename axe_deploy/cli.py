@@ -1,0 +1,79 @@
+"""``axe-deploy``: run a flow file into a build folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from axe_deploy.config import FlowConfigError
+
+DEFAULT_FLOW = Path(__file__).parent / "flows" / "digits_mlp.toml"
+
+
+def _threads() -> None:
+    # Small layers run ~50x slower on 2 torch threads than on 1 here (DESIGN.md §5).
+    import torch
+    torch.set_num_threads(int(os.environ.get("AXE_DEPLOY_THREADS", "1")))
+
+
+def summary_table(report: dict) -> str:
+    m = report.get("metrics", {})
+    lines = [f"flow {report['flow']} · model {report['model']}"]
+    if m:
+        lines.append(f"accuracy: float {m['float_accuracy']:.4f}  brevitas {m['quant_accuracy']:.4f}  "
+                     f"qonnx {m['qonnx_accuracy']:.4f}  onnxruntime {m['onnxruntime_accuracy']:.4f}  "
+                     f"(max |diff| qonnx {m['qonnx_max_abs_diff']:.2e}, ort {m['onnxruntime_max_abs_diff']:.2e})")
+    head = f"{'layer':<10}{'op':<6}{'M':>5}{'K':>6}  {'weights':<8}{'inputs':<8}{'T':>4}  {'accumulator':<12}{'range':<22}{'bound':>6}{'exact':>6}  overflow-free"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for l in report.get("layers", []):
+        rng = f"[{l['accumulator_range'][0]}, {l['accumulator_range'][1]}]"
+        lines.append(f"{l['name']:<10}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"
+                     f"{l['input_datatype']:<8}{l['tile_size']:>4}  {l['accumulator_datatype']:<12}{rng:<22}"
+                     f"{l['datatype_bound_bits']:>6}{l['exact_bits']:>6}  {'yes' if l['overflow_free'] else 'NO'}")
+    t = report.get("timings_s", {})
+    lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    return "\n".join(lines)
+
+
+@click.group()
+def main():
+    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators."""
+
+
+@main.command()
+@click.argument("flow", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="build folder to write (replaced only when the flow succeeds)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a flow key, e.g. --set quant.weight_bits=3 (repeatable)")
+def run(flow: Path | None, out: Path, overrides: tuple[str, ...]):
+    """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out."""
+    from axe_deploy import config
+    flow = flow or DEFAULT_FLOW
+    try:
+        cfg = config.load(flow, list(overrides))
+        _threads()
+        from axe_deploy.flow import run_flow
+        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True))
+    except FlowConfigError as e:
+        raise click.ClickException(str(e)) from None
+    except (KeyError, ValueError) as e:
+        raise click.ClickException(f"{flow}: {e.args[0] if e.args else e}") from None
+    click.echo(summary_table(report))
+    click.echo(f"wrote {out}/")
+
+
+@main.command()
+def models():
+    """List the built-in models."""
+    from axe_deploy import zoo
+    for name in zoo.names():
+        click.echo(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Flow files: a TOML schema with defaults, checked before anything runs.
+
+A flow file has one table per stage (``[flow]``, ``[model]``, ``[quant]``, ...). Every key
+is declared here once, with its type, default and allowed values; an unknown key, a wrong
+type or a value outside the allowed set stops with the file, the key and what is allowed.
+``--set section.key=value`` overrides are parsed as TOML values and checked the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class FlowConfigError(ValueError):
+    """A flow file or override that cannot be run; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple[type, ...]
+    default: Any
+    choices: tuple | None = None
+    help: str = ""
+    minimum: int | None = None
+
+
+ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
+
+# Per-layer settings (``[quant.layers."<glob>"]``): a subset of [quant] plus ``skip``.
+LAYER_KEYS = {
+    "weight_bits": Key(int, None, help="weight bits for matching layers", minimum=2),
+    "accumulator_bits": Key(int, None, help="target accumulator bits P for matching layers", minimum=2),
+    "tile_size": Key(int, None, help="tile size T for matching layers (0: one stage)", minimum=0),
+    "algorithm": Key(str, None, ALGORITHMS, "PTQ algorithm for matching layers"),
+    "skip": Key(bool, False, help="leave matching layers at round-to-nearest, unconstrained"),
+}
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "flow": {
+        "name": Key(str, "flow", help="name of the flow, copied into report.json"),
+        "steps": Key(list, None, help="step names to run, in order (default: the standard flow)"),
+        "seed": Key(int, 0, help="seed for training, calibration sampling and stochastic rounding"),
+    },
+    "model": {
+        "name": Key(str, "digits-mlp", help="model name in the zoo"),
+        "retrain": Key(bool, False, help="ignore the cached float model and train again"),
+    },
+    "quant": {
+        "algorithm": Key(str, "rtn", ALGORITHMS, "layer-wise PTQ algorithm"),
+        "weight_bits": Key(int, 4, help="signed per-channel weight bits", minimum=2),
+        "act_bits": Key(int, 4, help="unsigned activation bits after ReLU", minimum=1),
+        "input_bits": Key(int, 8, help="unsigned bits of the input quantizer", minimum=1),
+        "accumulator_bits": Key(int, 0, help="target accumulator bits P (0: unconstrained)", minimum=0),
+        "tile_size": Key(int, 0, help="multi-stage tile size T (0: one stage)", minimum=0),
+        "bias_correction": Key(bool, False, help="shift biases by the mean output error"),
+        "calibration_samples": Key(int, 1024, help="calibration samples from the training split", minimum=1),
+        "layers": Key(dict, {}, help='per-layer settings: [quant.layers."<glob>"]'),
+    },
+    "validate": {
+        "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs"),
+    },
+}
+
+
+def _type_name(t) -> str:
+    ts = t if isinstance(t, tuple) else (t,)
+    return " or ".join({int: "integer", float: "number", str: "string", bool: "true/false",
+                        list: "list", dict: "table"}[x] for x in ts)
+
+
+def _check_value(where: str, key: str, spec: Key, value: Any) -> Any:
+    expected = spec.type
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    # bool is an int in Python; a flow file that writes `weight_bits = true` is a mistake.
+    if isinstance(value, bool) and expected is not bool:
+        ok = False
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise FlowConfigError(f"{where}: key '{key}' must be a {_type_name(expected)}, "
+                              f"got {value!r}" + (f" ({spec.help})" if spec.help else ""))
+    if spec.choices is not None and value not in spec.choices:
+        raise FlowConfigError(f"{where}: key '{key}' = {value!r} is not allowed; "
+                              f"allowed values: {', '.join(map(str, spec.choices))}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise FlowConfigError(f"{where}: key '{key}' = {value!r} must be >= {spec.minimum}")
+    return value
+
+
+def _unknown(where: str, key: str, allowed) -> FlowConfigError:
+    hint = difflib.get_close_matches(key.split(".")[-1], list(allowed), n=1)
+    did = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return FlowConfigError(f"{where}: unknown key '{key}'{did}; allowed: {', '.join(sorted(allowed))}")
+
+
+def defaults() -> dict:
+    return {sec: {k: copy.deepcopy(s.default) for k, s in keys.items()} for sec, keys in SCHEMA.items()}
+
+
+def _check_layers(where: str, layers: dict) -> dict:
+    for pattern, settings in layers.items():
+        if not isinstance(settings, dict):
+            raise FlowConfigError(f"{where}: 'quant.layers.\"{pattern}\"' must be a table of "
+                                  f"per-layer settings; allowed keys: {', '.join(LAYER_KEYS)}")
+        for k, v in settings.items():
+            full = f'quant.layers."{pattern}".{k}'
+            if k not in LAYER_KEYS:
+                raise _unknown(where, full, LAYER_KEYS)
+            _check_value(where, full, LAYER_KEYS[k], v)
+    return layers
+
+
+def validate(raw: dict, where: str) -> dict:
+    """Merge ``raw`` over the defaults, checking every key; returns a new nested dict."""
+    cfg = defaults()
+    for section, table in raw.items():
+        if section not in SCHEMA:
+            raise _unknown(where, section, SCHEMA)
+        if not isinstance(table, dict):
+            raise FlowConfigError(f"{where}: '{section}' must be a table ([{section}])")
+        for key, value in table.items():
+            if key not in SCHEMA[section]:
+                raise _unknown(where, f"{section}.{key}", SCHEMA[section])
+            cfg[section][key] = _check_value(where, f"{section}.{key}", SCHEMA[section][key], value)
+    _check_layers(where, cfg["quant"]["layers"])
+    steps = cfg["flow"]["steps"]
+    if steps is not None and not all(isinstance(s, str) for s in steps):
+        raise FlowConfigError(f"{where}: 'flow.steps' must be a list of step names")
+    return cfg
+
+
+def match_layer(settings: dict[str, object], name: str, default):
+    """The value of the last glob pattern in ``settings`` that matches layer ``name``."""
+    value = default
+    for pattern, v in settings.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            value = v
+    return value
+
+
+def layer_values(quant_cfg: dict, key: str) -> dict[str, object]:
+    """``{glob: value}`` of one per-layer key, for :func:`match_layer`."""
+    return {p: s[key] for p, s in quant_cfg.get("layers", {}).items() if key in s}
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` with a TOML value (bare words are taken as strings)."""
+    if "=" not in text:
+        raise FlowConfigError(f"--set {text!r}: expected section.key=value, e.g. quant.weight_bits=3")
+    path, value = text.split("=", 1)
+    keys = [k.strip().strip('"') for k in _split_dotted(path.strip())]
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return keys, parsed
+
+
+def _split_dotted(path: str) -> list[str]:
+    parts, cur, quoted = [], "", False
+    for ch in path:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    parts.append(cur)
+    return parts
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> dict:
+    """Read and check a flow file, then apply ``--set`` overrides (checked the same way)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowConfigError(f"{path}: flow file not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise FlowConfigError(f"{path}: not valid TOML: {e}") from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) < 2:
+            raise FlowConfigError(f"--set {text!r}: name a section and a key, e.g. quant.weight_bits=3")
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise FlowConfigError(f"--set {text!r}: '{k}' is not a table")
+        node[keys[-1]] = value
+    return validate(raw, str(path))

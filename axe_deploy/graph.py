@@ -1,0 +1,150 @@
+"""Reading quantized layers out of a QONNX graph.
+
+A *quantized layer* is a Gemm, MatMul or Conv node whose weight comes from a QONNX
+``Quant`` node on a constant and whose data input comes (through shape-only ops) from a
+``Quant`` node: then both operands are integers times scales, and the node's dot
+products are integer dot products. Weights are returned as [M, K] rows = output
+channels, Conv flattened in [C, kh, kw] order (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.general.quant import quant
+from qonnx.util.basic import get_by_name
+
+COMPUTE_OPS = ("Gemm", "MatMul", "Conv")
+# Ops that move or select integer values without changing them.
+PASS_THROUGH_OPS = ("Reshape", "Flatten", "Transpose", "Identity", "Squeeze", "Unsqueeze", "MaxPool")
+
+
+class GraphError(ValueError):
+    """A graph the flow cannot handle; the message names the node and what to change."""
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """A Quant node's integer format and per-tensor or per-channel scale."""
+
+    bits: int
+    signed: bool
+    narrow: bool
+    scale: np.ndarray
+    zero_point: np.ndarray
+
+    @property
+    def datatype(self) -> str:
+        return f"{'INT' if self.signed else 'UINT'}{self.bits}"
+
+
+@dataclass(frozen=True)
+class QuantLayer:
+    """One quantized compute node: integer weights [M, K] and both operands' formats."""
+
+    node_index: int
+    layer_name: str
+    op: str
+    q: np.ndarray  # int64 [M, K]
+    weight: QuantSpec
+    input: QuantSpec
+
+    @property
+    def M(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.q.shape[1]
+
+
+def _attr(node, name, default=None):
+    a = get_by_name(node.attribute, name)
+    if a is None:
+        return default
+    return a.s.decode() if a.type == a.STRING else a.i
+
+
+def _quant_spec(model: ModelWrapper, node) -> QuantSpec:
+    scale, zp, bits = (model.get_initializer(t) for t in node.input[1:4])
+    if scale is None or zp is None or bits is None:
+        raise GraphError(f"Quant node '{node.name}': scale, zero point and bit width must be "
+                         f"constants; fold constants (qonnx cleanup) before annotating")
+    if np.any(zp != 0):
+        raise GraphError(f"Quant node '{node.name}': non-zero zero point; only symmetric "
+                         f"(zero-point 0) quantizers have integer dot products here")
+    b = float(np.asarray(bits).item())
+    if b != int(b):
+        raise GraphError(f"Quant node '{node.name}': bit width {b} is not an integer")
+    return QuantSpec(int(b), bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0)),
+                     np.asarray(scale, dtype=np.float64), np.asarray(zp))
+
+
+def layer_name(model: ModelWrapper, node) -> str:
+    """The PyTorch module name: the weight initializer 'fc1.weight' gives 'fc1'."""
+    wq = model.find_producer(node.input[1])
+    src = wq.input[0] if wq is not None else node.input[1]
+    return src[: -len(".weight")] if src.endswith(".weight") else (node.name or src)
+
+
+def input_quant_node(model: ModelWrapper, node):
+    """The Quant node that produces ``node``'s data input, through pass-through ops."""
+    tensor = node.input[0]
+    while True:
+        producer = model.find_producer(tensor)
+        if producer is None:
+            return None
+        if producer.op_type == "Quant":
+            return producer
+        if producer.op_type not in PASS_THROUGH_OPS:
+            return None
+        tensor = producer.input[0]
+
+
+def integer_weights(model: ModelWrapper, node) -> tuple[np.ndarray, QuantSpec]:
+    """Integer weights [M, K] of a compute node and their Quant format."""
+    wq = model.find_producer(node.input[1])
+    if wq is None or wq.op_type != "Quant" or model.get_initializer(wq.input[0]) is None:
+        raise GraphError(f"{node.op_type} node '{node.name}': its weight is not a Quant node on "
+                         f"a constant; export the model with a Brevitas weight quantizer")
+    spec = _quant_spec(model, wq)
+    w = model.get_initializer(wq.input[0]).astype(np.float64)
+    deq = quant(w, spec.scale, spec.zero_point, np.array(spec.bits, dtype=np.float64), spec.signed, spec.narrow,
+                _attr(wq, "rounding_mode", "ROUND"))
+    q = np.rint(deq / spec.scale).astype(np.int64)
+    scale = spec.scale
+    if node.op_type == "Gemm":
+        if not _attr(node, "transB", 0):
+            q, scale = q.T, scale.T
+    elif node.op_type == "MatMul":
+        q, scale = q.T, scale.T
+    elif node.op_type == "Conv":
+        if _attr(node, "group", 1) != 1:
+            raise GraphError(f"Conv node '{node.name}': grouped/depthwise convolution "
+                             f"(group={_attr(node, 'group')}) is not supported; use group=1")
+        q = q.reshape(q.shape[0], -1)
+        scale = scale.reshape(scale.shape[0], -1) if scale.ndim == 4 else scale
+    scale = np.broadcast_to(scale.reshape(-1), (q.shape[0],)) if scale.size in (1, q.shape[0]) else scale
+    return q, QuantSpec(spec.bits, spec.signed, spec.narrow, np.asarray(scale), spec.zero_point)
+
+
+def quant_layers(model: ModelWrapper) -> list[QuantLayer]:
+    """Every quantized compute node, in graph order; errors name a node that is not."""
+    layers = []
+    for i, node in enumerate(model.graph.node):
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        q, wspec = integer_weights(model, node)
+        iq = input_quant_node(model, node)
+        if iq is None:
+            raise GraphError(f"{node.op_type} node '{node.name}' ({layer_name(model, node)}): its "
+                             f"input is not the output of a Quant node, so its dot products are not "
+                             f"integer; put an activation quantizer (e.g. QuantIdentity/QuantReLU) before it")
+        ispec = _quant_spec(model, iq)
+        if ispec.scale.size != 1:
+            raise GraphError(f"Quant node '{iq.name}' feeding '{node.name}': per-channel input "
+                             f"scales are not supported; use a per-tensor activation quantizer")
+        layers.append(QuantLayer(i, layer_name(model, node), node.op_type, q, wspec, ispec))
+    return layers

@@ -1,0 +1,147 @@
+"""Validation: the same test inputs through torch, qonnx and onnxruntime, and an
+integer overflow check of every annotated layer.
+
+The overflow check reads the integer weights back out of the exported QONNX graph and
+the widths out of its annotations, then recomputes every dot product in int64 on the
+layer's real integer inputs (from qonnx execution) and on each row's worst-case input,
+and confirms all of them fit the annotated accumulator (per tile and outer, for
+multi-stage accumulation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.infer_shapes import InferShapes
+
+from axe_deploy import accumulator
+from axe_deploy.annotate import annotation_range, read_annotation
+from axe_deploy.graph import GraphError, QuantLayer, quant_layers
+
+
+def run_onnxruntime(path, x: np.ndarray) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def run_qonnx(model: ModelWrapper, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Execute a QONNX graph with a symbolic batch on ``x``; returns every tensor."""
+    model = ModelWrapper(model.model.__deepcopy__())
+    inp, out = model.graph.input[0].name, model.graph.output[0].name
+    model.set_tensor_shape(inp, list(x.shape))
+    out_shape = [x.shape[0]] + [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim[1:]]
+    model.set_tensor_shape(out, out_shape)
+    del model.graph.value_info[:]
+    model = model.transform(InferShapes())
+    return execute_onnx(model, {inp: x.astype(np.float32)}, return_full_exec_context=True)
+
+
+def im2col(x: np.ndarray, node_attrs: dict, kernel: tuple[int, int]) -> np.ndarray:
+    """[n, C, H, W] -> [n·oh·ow, C·kh·kw] patches in the weights' [C, kh, kw] order.
+    Zero padding adds integer zeros: they contribute nothing to the dot product."""
+    kh, kw = kernel
+    pt, pl, pb, pr = node_attrs.get("pads", [0, 0, 0, 0])
+    sh, sw = node_attrs.get("strides", [1, 1])
+    dh, dw = node_attrs.get("dilations", [1, 1])
+    x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    win = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # [n, C, oh, ow, kh, kw]
+    n, C, oh, ow = win.shape[:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, C * kh * kw)
+
+
+def _node_attrs(node) -> dict:
+    return {a.name: list(a.ints) for a in node.attribute if a.ints}
+
+
+def layer_integer_inputs(layer: QuantLayer, node, x_real: np.ndarray) -> np.ndarray:
+    """The integer input vectors [rows, K] of a layer, from its real-valued input tensor."""
+    x = x_real.astype(np.float64) / float(layer.input.scale.reshape(-1)[0])
+    x_int = np.rint(x)
+    if np.abs(x - x_int).max(initial=0) > 1e-3:
+        raise GraphError(f"layer '{layer.layer_name}': its input is not integer times the "
+                         f"input quantizer's scale (max deviation {np.abs(x - x_int).max():.3g})")
+    x_int = x_int.astype(np.int64)
+    if layer.op == "Conv":
+        attrs = _node_attrs(node)
+        if "kernel_shape" not in attrs:
+            raise GraphError(f"Conv node '{node.name}': kernel_shape attribute is required")
+        return im2col(x_int, attrs, tuple(attrs["kernel_shape"]))
+    return x_int.reshape(-1, layer.K)
+
+
+@dataclass
+class LayerCheck:
+    name: str
+    overflow_free: bool
+    observed_range: tuple[int, int]
+    worst_case_range: tuple[int, int]
+    exact_bits: int
+    detail: str = ""
+
+
+def _fits(values: np.ndarray, dtype: DataType) -> bool:
+    return bool(values.size == 0 or (values.min() >= dtype.min() and values.max() <= dtype.max()))
+
+
+def check_layer(layer: QuantLayer, props: dict, x_int: np.ndarray) -> LayerCheck:
+    """Real and worst-case accumulators of one layer against its annotation."""
+    T = int(props.get("tile_size", 0))
+    inner = DataType[props["accumulator_datatype"]]
+    outer = DataType[props.get("outer_accumulator_datatype", props["accumulator_datatype"])]
+    lo, hi = annotation_range(props)
+    x_min, x_max = accumulator.input_bounds(layer.input.bits, layer.input.signed, layer.input.narrow)
+    x_hi, x_lo = accumulator.worst_case_inputs(layer.q, x_min, x_max)
+    worst = np.stack([(x_hi * layer.q).sum(1), (x_lo * layer.q).sum(1)])
+    full = x_int @ layer.q.T
+    problems = []
+    if not (_fits(full, outer) and _fits(worst, outer)):
+        problems.append(f"whole-row sums exceed {outer.name}")
+    if T:
+        n_tiles = -(-layer.K // T)
+        pad = n_tiles * T - layer.K
+
+        def tiles(a):  # [rows, K] -> [rows, n_tiles, T]
+            return np.pad(a, ((0, 0), (0, pad))).reshape(a.shape[0], n_tiles, T)
+
+        qt = tiles(layer.q)
+        partial = np.einsum("rtk,mtk->rmt", tiles(x_int), qt)
+        worst_t = np.stack([np.einsum("mtk,mtk->mt", tiles(x_hi), qt), np.einsum("mtk,mtk->mt", tiles(x_lo), qt)])
+        checked, checked_worst = partial, worst_t
+    else:
+        checked, checked_worst = full, worst
+    if not (_fits(checked, inner) and _fits(checked_worst, inner)):
+        problems.append(f"accumulator values exceed {inner.name}")
+    if checked_worst.min() < lo or checked_worst.max() > hi or checked.min(initial=lo) < lo or checked.max(initial=hi) > hi:
+        problems.append(f"values outside the annotated range [{lo}, {hi}]")
+    observed = (int(checked.min(initial=0)), int(checked.max(initial=0)))
+    worst_range = (int(checked_worst.min()), int(checked_worst.max()))
+    exact_bits = accumulator.min_bits(*worst_range, signed=inner.signed())
+    return LayerCheck(layer.layer_name, not problems, observed, worst_range, exact_bits, "; ".join(problems))
+
+
+def integer_check(model: ModelWrapper, context: dict[str, np.ndarray]) -> list[LayerCheck]:
+    """Check every annotated layer of ``model`` on the tensors of one qonnx execution."""
+    checks = []
+    for layer in quant_layers(model):
+        node = model.graph.node[layer.node_index]
+        props = read_annotation(node)
+        if props is None:
+            raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
+                             f"accumulator annotation; run the annotate step first")
+        x_int = layer_integer_inputs(layer, node, context[node.input[0]])
+        checks.append(check_layer(layer, props, x_int))
+    return checks
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
+
