@@ -84,7 +84,7 @@ def _check_value(where: str, key: str, spec: Key, value: Any) -> Any:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise FlowConfigError(f"{where}: key '{key}' must be a {_type_name(expected)}, "
+        raise FlowConfigError(f"{where}: key '{key}' expects {_type_name(expected)}, "
                               f"got {value!r}" + (f" ({spec.help})" if spec.help else ""))
     if spec.choices is not None and value not in spec.choices:
         raise FlowConfigError(f"{where}: key '{key}' = {value!r} is not allowed; "
