@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.general.quant import quant
 from qonnx.util.basic import get_by_name
@@ -64,7 +65,8 @@ def _attr(node, name, default=None):
     a = get_by_name(node.attribute, name)
     if a is None:
         return default
-    return a.s.decode() if a.type == a.STRING else a.i
+    value = helper.get_attribute_value(a)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _quant_spec(model: ModelWrapper, node) -> QuantSpec:

@@ -1,0 +1,1 @@
+"""FINN-style lowering of an annotated QONNX graph into integer dataflow layers."""
