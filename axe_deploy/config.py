@@ -65,6 +65,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "validate": {
         "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs"),
     },
+    "hardware": {
+        "target_cycles": Key(int, 0, help="cycles per inference to meet (0: use target_fps, or no folding)", minimum=0),
+        "target_fps": Key(float, 0.0, help="inferences per second to meet at clock_mhz (0: use target_cycles)"),
+        "clock_mhz": Key(float, 100.0, help="clock for target_fps and the Vivado constraint"),
+        "folding": Key(dict, {}, help='per-layer folding: [hardware.folding."<layer>"] PE = .., SIMD = ..'),
+        "simulator": Key(str, "auto", ("auto", "verilator", "icarus"), "RTL simulator"),
+        "sim_vectors": Key(int, 0, help="test vectors to simulate (0: the whole test split)", minimum=0),
+        "compare_widths": Key(bool, True, help="also synthesize with 32-bit and unconstrained accumulators"),
+        "part": Key(str, "xc7z020clg400-1", help="FPGA part for the Vivado and FINN handoffs"),
+    },
 }
 
 
@@ -130,6 +140,11 @@ def validate(raw: dict, where: str) -> dict:
                 raise _unknown(where, f"{section}.{key}", SCHEMA[section])
             cfg[section][key] = _check_value(where, f"{section}.{key}", SCHEMA[section][key], value)
     _check_layers(where, cfg["quant"]["layers"])
+    for layer, fold in cfg["hardware"]["folding"].items():
+        if not isinstance(fold, dict) or set(fold) != {"PE", "SIMD"} or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in fold.values()):
+            raise FlowConfigError(f'{where}: \'hardware.folding."{layer}"\' must be a table with '
+                                  f"integer PE and SIMD >= 1, got {fold!r}")
     steps = cfg["flow"]["steps"]
     if steps is not None and not all(isinstance(s, str) for s in steps):
         raise FlowConfigError(f"{where}: 'flow.steps' must be a list of step names")

@@ -7,6 +7,7 @@ end: the output folder is complete or absent.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import zoo
+from axe_deploy import hw_flow, zoo
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
 from axe_deploy.config import FlowConfigError, layer_values
 from axe_deploy.export import export_model
@@ -37,6 +38,8 @@ class BuildState:
     out: Path
     bundle: zoo.ModelBundle | None = None
     ptq: dict = field(default_factory=dict)
+    unconstrained_bits: dict = field(default_factory=dict)
+    hw: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     artifacts: dict = field(default_factory=dict)
 
@@ -51,9 +54,21 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
 
 
 def step_quantize(state: BuildState, cfg: dict) -> BuildState:
-    b = state.bundle
+    """Calibrate activations, then PTQ layer by layer. With a target P anywhere, the same
+    algorithm also runs unconstrained on a copy: the hardware report compares against
+    the accumulator widths that quantization would need."""
+    b, q = state.bundle, cfg["quant"]
     calibrate(b.quant_model, b.calib_x)
-    state.ptq = quantize_model(b.float_model, b.quant_model, b.calib_x, cfg["quant"], seed=cfg["flow"]["seed"])
+    unconstrained_model = copy.deepcopy(b.quant_model)
+    state.ptq = quantize_model(b.float_model, b.quant_model, b.calib_x, q, seed=cfg["flow"]["seed"])
+    if q["accumulator_bits"] or layer_values(q, "accumulator_bits"):
+        free = dict(q, accumulator_bits=0, layers={p: {k: v for k, v in s.items() if k != "accumulator_bits"}
+                                                   for p, s in q["layers"].items()})
+        infos = quantize_model(b.float_model, unconstrained_model, b.calib_x, free,
+                               seed=cfg["flow"]["seed"], progress=False)
+    else:
+        infos = state.ptq
+    state.unconstrained_bits = {name: info.exact_bits for name, info in infos.items() if info is not None}
     return state
 
 
@@ -139,9 +154,16 @@ STEPS = {
     "export": step_export,
     "annotate": step_annotate,
     "validate": step_validate,
+    "lower": hw_flow.step_lower,
+    "fold": hw_flow.step_fold,
+    "rtl": hw_flow.step_rtl,
+    "simulate": hw_flow.step_simulate,
+    "synthesize": hw_flow.step_synthesize,
+    "handoff": hw_flow.step_handoff,
     "report": step_report,
 }
-DEFAULT_STEPS = ["build_models", "quantize", "export", "annotate", "validate", "report"]
+SOFTWARE_STEPS = ["build_models", "quantize", "export", "annotate", "validate", "report"]
+DEFAULT_STEPS = SOFTWARE_STEPS[:-1] + ["lower", "fold", "rtl", "simulate", "synthesize", "handoff", "report"]
 
 
 def check_flow(cfg: dict, where: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""Handoffs to other compilers: FINN (and, in the hardware flow, Vivado)."""

@@ -1,0 +1,143 @@
+"""Hardware steps of the flow: lower, fold, RTL, simulate, synthesize, hand off.
+
+Each is ``step(state, cfg) -> state`` like the software steps in :mod:`axe_deploy.flow`;
+widths come from the annotated graph (through the dataflow graph's MVAU nodes), never
+recomputed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from axe_deploy.dataflow.lower import execute_dataflow, hw_layers, lower, set_folding
+from axe_deploy.handoff.finn import write_handoff
+from axe_deploy.hw.folding import choose_folding
+from axe_deploy.hw.sim import simulate
+from axe_deploy.hw.spec import estimate_cycles
+from axe_deploy.hw.synth import synthesize
+from axe_deploy.hw.verilog import write_rtl
+from axe_deploy.validate import run_onnxruntime
+
+DATAFLOW_FILE = "model.dataflow.onnx"
+
+
+def step_lower(state, cfg):
+    """Annotated QONNX -> dataflow graph; its integer executor must match onnxruntime."""
+    model = lower(ModelWrapper(str(state.out / "model.qonnx.onnx")))
+    x = state.bundle.test_x.numpy()
+    ctx = execute_dataflow(model, x)
+    out = ctx[model.graph.output[0].name]
+    ort = run_onnxruntime(state.out / "model.qcdq.onnx", x)
+    state.hw = {"model": model, "layers": hw_layers(model), "test_out": out}
+    state.report["dataflow"] = {
+        "nodes": [n.op_type for n in model.graph.node],
+        "executor_max_abs_diff_vs_onnxruntime": float(np.abs(out - ort).max()),
+        "executor_argmax_equal_onnxruntime": float((out.argmax(1) == ort.argmax(1)).mean()),
+    }
+    model.save(str(state.out / DATAFLOW_FILE))
+    state.artifacts["dataflow"] = DATAFLOW_FILE
+    return state
+
+
+def step_fold(state, cfg):
+    h = cfg["hardware"]
+    overrides = {name: (f["PE"], f["SIMD"]) for name, f in h["folding"].items()}
+    target = dict(target_cycles=h["target_cycles"] or None)
+    if h["target_fps"]:
+        target = dict(target_fps=h["target_fps"], clock_mhz=h["clock_mhz"])
+    layers = choose_folding(state.hw["layers"], overrides=overrides, **target)
+    set_folding(state.hw["model"], layers)
+    state.hw["model"].save(str(state.out / DATAFLOW_FILE))
+    state.hw["layers"] = layers
+    cycles = max(estimate_cycles(l) for l in layers)
+    state.report["hardware"] = {
+        "layers": [{"name": l.name, "MW": l.MW, "MH": l.MH, "PE": l.PE, "SIMD": l.SIMD,
+                    "accumulator_datatype": f"{'INT' if l.acc_signed else 'UINT'}{l.acc_bits}",
+                    "cycles_estimated": estimate_cycles(l)} for l in layers],
+        "cycles_per_inference_estimated": cycles,
+        "clock_mhz": h["clock_mhz"],
+        "inferences_per_second_estimated": h["clock_mhz"] * 1e6 / cycles,
+    }
+    return state
+
+
+def step_rtl(state, cfg):
+    state.hw["design"] = write_rtl(state.hw["layers"], state.out / "rtl")
+    state.artifacts["rtl"] = "rtl/"
+    return state
+
+
+def step_simulate(state, cfg):
+    """The stitched RTL on the test split: bit-exact against the integer executor (and so
+    onnxruntime's argmax), with the testbench's shadow-accumulator overflow check."""
+    h = cfg["hardware"]
+    model = state.hw["model"]
+    x = state.bundle.test_x.numpy()
+    if h["sim_vectors"]:
+        x = x[: h["sim_vectors"]]
+    ctx = execute_dataflow(model, x)
+    first = next(n for n in model.graph.node if n.op_type == "MVAU")
+    last = [n for n in model.graph.node if n.op_type == "MVAU"][-1]
+    x_int, expected = ctx[first.input[0]], ctx[last.output[0]]
+    result = simulate(state.hw["design"], x_int, simulator=h["simulator"])
+    exact = (result.outputs == expected).all(axis=1)
+    state.report["hardware"]["rtl_sim"] = {
+        "simulator": result.simulator, "vectors": int(len(x)), "bit_exact_vectors": int(exact.sum()),
+        "overflows": int(result.total_overflows), "overflows_per_layer": result.overflows,
+        "cycles_measured": {"latency": result.latency, "interval": result.interval,
+                            "total": result.total_cycles},
+        "cycles_estimated": state.report["hardware"]["cycles_per_inference_estimated"],
+        "build_s": round(result.build_s, 2), "run_s": round(result.run_s, 2),
+    }
+    return state
+
+
+def _with_acc_bits(layers, bits_of):
+    return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True) for l in layers]
+
+
+def step_synthesize(state, cfg):
+    """yosys on the design, and on the same network with every accumulator 32 bits and
+    with the exact widths the unconstrained (not accumulator-aware) quantization needs."""
+    layers = state.hw["layers"]
+    builds = {"synth": state.hw["design"]}
+    if cfg["hardware"]["compare_widths"]:
+        builds["synth_acc32"] = write_rtl(_with_acc_bits(layers, lambda l: 32), state.out / "rtl_variants" / "acc32")
+        unconstrained = state.unconstrained_bits
+        builds["synth_unconstrained"] = write_rtl(
+            _with_acc_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits)),
+            state.out / "rtl_variants" / "unconstrained")
+    hw = state.report["hardware"]
+    for key, design in builds.items():
+        result = synthesize(design)
+        hw[key] = dict(result.top)
+        if key == "synth":
+            for entry in hw["layers"]:
+                entry.update(result.layers[entry["name"]])
+        else:
+            hw[key]["mvau_luts"] = sum(result.layers[l.name]["luts"] for l in layers)
+    if "synth_acc32" in hw:
+        ours = sum(e["luts"] for e in hw["layers"])
+        hw["synth"]["mvau_luts"] = ours
+        hw["lut_ratio_vs_acc32"] = ours / hw["synth_acc32"]["mvau_luts"]
+        hw["lut_ratio_vs_unconstrained"] = ours / hw["synth_unconstrained"]["mvau_luts"]
+        hw["unconstrained_accumulator_bits"] = {l.name: state.unconstrained_bits.get(l.name) for l in layers}
+    state.artifacts["rtl_variants"] = "rtl_variants/" if cfg["hardware"]["compare_widths"] else None
+    return state
+
+
+def step_handoff(state, cfg):
+    """FINN handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
+    from axe_deploy.hw.vivado import run_vivado_if_available, write_vivado_tcl
+
+    h = cfg["hardware"]
+    write_handoff(state.out / "finn", state.out / "model.qonnx.onnx", state.hw["layers"],
+                  state.report["layers"], part=h["part"], clock_ns=1000.0 / h["clock_mhz"])
+    tcl = write_vivado_tcl(state.hw.get("design") or write_rtl(state.hw["layers"], state.out / "rtl"),
+                           state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
+    state.report.setdefault("hardware", {})["vivado"] = run_vivado_if_available(tcl)
+    state.artifacts.update(finn="finn/", vivado="vivado/")
+    return state
