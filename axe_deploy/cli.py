@@ -67,6 +67,50 @@ def run(flow: Path | None, out: Path, overrides: tuple[str, ...]):
     click.echo(f"wrote {out}/")
 
 
+@main.command("sweep")
+@click.argument("flow", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder for sweep.json and sweep.png (an existing sweep.json is resumed)")
+@click.option("--accumulator-bits", "bits", default="10:20", show_default=True, help="P values: LO:HI or a list")
+@click.option("--tile-size", "tiles", default="0", show_default=True, help="T values for AXE methods (0: one stage)")
+@click.option("--methods", default="rtn,gpfq,optq,axe-rtn,axe-gpfq,axe-optq,naive", show_default=True,
+              help="comma-separated methods")
+@click.option("--seeds", default="0", show_default=True, help="seeds: a list or LO:HI")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a flow key")
+def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides):
+    """Accuracy vs accumulator width P for several PTQ methods on FLOW's model."""
+    from axe_deploy import config
+    from axe_deploy.sweep import parse_range, sweep
+    flow = flow or DEFAULT_FLOW
+    try:
+        cfg = config.load(flow, list(overrides))
+        _threads()
+        result = sweep(cfg, out, bits=parse_range(bits), tiles=parse_range(tiles),
+                       methods=[m.strip() for m in methods.split(",")], seeds=parse_range(seeds))
+    except (FlowConfigError, ValueError, KeyError) as e:
+        raise click.ClickException(str(e.args[0] if e.args else e)) from None
+    click.echo(sweep_table(result))
+    click.echo(f"wrote {out}/sweep.json and {out}/sweep.png")
+
+
+def sweep_table(result: dict) -> str:
+    """Methods as rows, P as columns, mean metric over seeds (± spread when several)."""
+    import numpy as np
+    rows: dict[tuple, dict] = {}
+    for p in result["points"]:
+        rows.setdefault((p["method"], p["T"]), {}).setdefault(p["P"], []).append(p["metric"])
+    ps = sorted({P for r in rows.values() for P in r})
+    lines = [f"{result['model']}: {result['metric_name']} (float {result['float_metric']:.4f})",
+             f"{'method':<14}" + "".join(f"{P:>8}" for P in ps)]
+    for (method, T), by_p in rows.items():
+        cells = []
+        for P in ps:
+            vals = [v for v in by_p.get(P, []) if v is not None]
+            cells.append(f"{np.mean(vals):>8.4f}" if vals else f"{'-':>8}")
+        lines.append(f"{method + (f' T={T}' if T else ''):<14}" + "".join(cells))
+    return "\n".join(lines)
+
+
 @main.command()
 def models():
     """List the built-in models."""

@@ -1,0 +1,170 @@
+"""Accuracy against accumulator width: ``axe-deploy sweep``.
+
+For every method, target P, tile size T and seed the sweep quantizes the flow's model
+and scores it on the test split; points are appended to ``sweep.json`` as they finish,
+so an interrupted sweep resumes where it stopped. Methods:
+
+- ``rtn``, ``gpfq``, ``optq``, ``spfq``: unconstrained (the ceiling); one point each per
+  seed, whose P is the widest exact accumulator the quantized model needs;
+- ``axe-<algorithm>``: the same with AXE at target P (guaranteed by construction);
+- ``naive``: round-to-nearest after lowering input, activation and weight bits until
+  every layer's data-type bound fits P.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from axe_deploy import accumulator, zoo
+from axe_deploy.ptq.driver import calibrate, quant_layer_names, quantize_model
+
+UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
+METHODS = UNCONSTRAINED + tuple(f"axe-{a}" for a in UNCONSTRAINED) + ("naive",)
+
+
+def parse_range(text: str) -> list[int]:
+    """'10:20' (inclusive), '12,14,16' or '13'."""
+    try:
+        if ":" in text:
+            lo, hi = (int(v) for v in text.split(":"))
+            return list(range(lo, hi + 1))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"'{text}' is not a range: use LO:HI, a comma list or one integer") from None
+
+
+def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed: int):
+    q = cfg["quant"]
+    return zoo.build(cfg["model"]["name"], weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                     seed=seed, calibration_samples=q["calibration_samples"])
+
+
+def _score(bundle) -> float:
+    with torch.no_grad():
+        out = bundle.quant_model(bundle.test_x)
+    return float((out.argmax(1) == bundle.test_y).float().mean())
+
+
+def _layer_k(model) -> list[int]:
+    return [model.get_submodule(n).weight[0].numel() for n in quant_layer_names(model)]
+
+
+def naive_bits(K: list[int], P: int, weight_bits: int, act_bits: int, input_bits: int) -> tuple[int, int, int] | None:
+    """Largest (weight, activation, input) bits, lowering the widest first, at which every
+    layer's data-type bound fits P (the first layer sees the input, the rest activations)."""
+    w, a, i = weight_bits, act_bits, input_bits
+
+    def fits():
+        return all(accumulator.datatype_bound_bits(k, i if j == 0 else a, w, False) <= P for j, k in enumerate(K))
+
+    while not fits():
+        options = [(i, "i"), (a, "a"), (w, "w")]
+        options = [(v, n) for v, n in options if v > (2 if n == "w" else 1)]
+        if not options:
+            return None
+        _, which = max(options)
+        w, a, i = w - (which == "w"), a - (which == "a"), i - (which == "i")
+    return w, a, i
+
+
+def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
+    q = cfg["quant"]
+    start = time.perf_counter()
+    bits = (q["weight_bits"], q["act_bits"], q["input_bits"])
+    if method == "naive":
+        probe = _bundle(cfg, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2], seed=seed)
+        found = naive_bits(_layer_k(probe.quant_model), P, *bits)
+        if found is None:
+            return {"method": method, "P": P, "T": T, "seed": seed, "metric": None,
+                    "seconds": time.perf_counter() - start, "note": "no bit widths fit P"}
+        bits = found
+    bundle = _bundle(cfg, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2], seed=seed)
+    calibrate(bundle.quant_model, bundle.calib_x)
+    algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
+    qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
+                accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T if method.startswith("axe-") else 0)
+    infos = quantize_model(bundle.float_model, bundle.quant_model, bundle.calib_x, qcfg, seed=seed, progress=False)
+    need = max(i.exact_bits for i in infos.values() if i is not None)
+    point = {"method": method, "P": P if P is not None else need, "T": T, "seed": seed,
+             "metric": _score(bundle), "seconds": round(time.perf_counter() - start, 3),
+             "exact_bits": need, "bits": {"weight": bits[0], "act": bits[1], "input": bits[2]}}
+    if method.startswith("axe-") and P is not None and need > P:
+        raise AssertionError(f"{method} at P={P}: a layer needs {need} bits; the guarantee is broken")
+    return point
+
+
+def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int],
+          progress: bool = True) -> dict:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sweep.json"
+    result = json.loads(path.read_text()) if path.is_file() else None
+    if result is None or result.get("model") != cfg["model"]["name"]:
+        bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
+                         input_bits=cfg["quant"]["input_bits"], seed=seeds[0])
+        with torch.no_grad():
+            float_metric = float((bundle.float_model(bundle.test_x).argmax(1) == bundle.test_y).float().mean())
+        result = {"model": cfg["model"]["name"], "metric_name": "accuracy", "higher_is_better": True,
+                  "float_metric": float_metric, "points": []}
+    done = {(p["method"], p.get("P_requested", p["P"]), p["T"], p["seed"]) for p in result["points"]}
+    jobs = []
+    for method in methods:
+        for seed in seeds:
+            if method in UNCONSTRAINED:
+                jobs.append((method, None, 0, seed))
+            else:
+                jobs += [(method, P, T if method != "naive" else 0, seed) for P in bits
+                         for T in (tiles if method != "naive" else [0])]
+    jobs = list(dict.fromkeys(jobs))
+    for method, P, T, seed in tqdm(jobs, desc="sweep", unit="point", disable=not progress):
+        if (method, P, T, seed) in done:
+            continue
+        point = run_point(copy.deepcopy(cfg), method, P, T, seed)
+        point["P_requested"] = P
+        result["points"].append(point)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out / "sweep.png")
+    return result
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups: dict[tuple, list] = {}
+    for p in result["points"]:
+        if p["metric"] is not None:
+            groups.setdefault((p["method"], p["T"]), []).append(p)
+    for (method, T), pts in sorted(groups.items()):
+        label = method + (f" T={T}" if T else "")
+        if method in UNCONSTRAINED:
+            mean = np.mean([p["metric"] for p in pts])
+            ax.axhline(mean, ls=":", lw=1, color="gray")
+            ax.plot([np.mean([p["P"] for p in pts])], [mean], "o", label=f"{label} (unconstrained)")
+            continue
+        by_p: dict[int, list] = {}
+        for p in pts:
+            by_p.setdefault(p["P"], []).append(p["metric"])
+        xs = sorted(by_p)
+        ax.errorbar(xs, [np.mean(by_p[x]) for x in xs], yerr=[np.std(by_p[x]) for x in xs],
+                    marker=".", capsize=2, label=label)
+    ax.axhline(result["float_metric"], color="black", lw=1, label="float")
+    ax.set_xlabel("accumulator bits P")
+    ax.set_ylabel(result["metric_name"])
+    ax.set_title(f"{result['model']}: {result['metric_name']} vs accumulator width")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
