@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from axe_deploy import accumulator, zoo
@@ -44,12 +43,6 @@ def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed
     q = cfg["quant"]
     return zoo.build(cfg["model"]["name"], weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
                      seed=seed, calibration_samples=q["calibration_samples"])
-
-
-def _score(bundle) -> float:
-    with torch.no_grad():
-        out = bundle.quant_model(bundle.test_x)
-    return float((out.argmax(1) == bundle.test_y).float().mean())
 
 
 def _layer_k(model) -> list[int]:
@@ -93,7 +86,7 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     infos = quantize_model(bundle.float_model, bundle.quant_model, bundle.calib_x, qcfg, seed=seed, progress=False)
     need = max(i.exact_bits for i in infos.values() if i is not None)
     point = {"method": method, "P": P if P is not None else need, "T": T, "seed": seed,
-             "metric": _score(bundle), "seconds": round(time.perf_counter() - start, 3),
+             "metric": bundle.evaluate(bundle.quant_model), "seconds": round(time.perf_counter() - start, 3),
              "exact_bits": need, "bits": {"weight": bits[0], "act": bits[1], "input": bits[2]}}
     if method.startswith("axe-") and P is not None and need > P:
         raise AssertionError(f"{method} at P={P}: a layer needs {need} bits; the guarantee is broken")
@@ -111,10 +104,9 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     if result is None or result.get("model") != cfg["model"]["name"]:
         bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
                          input_bits=cfg["quant"]["input_bits"], seed=seeds[0])
-        with torch.no_grad():
-            float_metric = float((bundle.float_model(bundle.test_x).argmax(1) == bundle.test_y).float().mean())
-        result = {"model": cfg["model"]["name"], "metric_name": "accuracy", "higher_is_better": True,
-                  "float_metric": float_metric, "points": []}
+        result = {"model": cfg["model"]["name"], "metric_name": bundle.metric_name,
+                  "higher_is_better": bundle.higher_is_better,
+                  "float_metric": bundle.evaluate(bundle.float_model), "points": []}
     done = {(p["method"], p.get("P_requested", p["P"]), p["T"], p["seed"]) for p in result["points"]}
     jobs = []
     for method in methods:

@@ -22,7 +22,9 @@ class ModelBundle:
     """What the flow needs from a model: both networks and the data to calibrate and test.
 
     ``quant_model`` has the float model's weights loaded and its quantizers not yet
-    calibrated. ``metric`` is how the flow scores outputs (here: accuracy of argmax).
+    calibrated. ``evaluate(model)`` scores either model on the test data; by default the
+    accuracy of the argmax of ``model(test_x)`` against ``test_y`` (a language model
+    passes its own, e.g. perplexity with ``higher_is_better=False``).
     """
 
     name: str
@@ -32,6 +34,15 @@ class ModelBundle:
     test_x: torch.Tensor
     test_y: torch.Tensor
     info: dict = field(default_factory=dict)
+    metric_name: str = "accuracy"
+    higher_is_better: bool = True
+    evaluate_fn: Callable[[torch.nn.Module], float] | None = None
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> float:
+        if self.evaluate_fn is not None:
+            return float(self.evaluate_fn(model))
+        return float((model(self.test_x).argmax(1) == self.test_y).float().mean())
 
 
 def register(name: str):
