@@ -8,7 +8,11 @@ so an interrupted sweep resumes where it stopped. Methods:
   seed, whose P is the widest exact accumulator the quantized model needs;
 - ``axe-<algorithm>``: the same with AXE at target P (guaranteed by construction);
 - ``naive``: round-to-nearest after lowering input, activation and weight bits until
-  every layer's data-type bound fits P.
+  every layer's data-type bound fits P;
+- ``brevitas-a2gpfq``, ``brevitas-a2gptq``: Brevitas 0.13.4's own accumulator-aware
+  GPFQ/GPTQ (``brevitas_examples.common.axe``) on the same calibrated model and data.
+  Brevitas assumes full-range weights; the point records the exact width its weights need
+  (``exact_bits``) and whether that fits P (``fits``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from axe_deploy import accumulator, zoo
-from axe_deploy.ptq.driver import calibrate, quant_layer_names, quantize_model
+from axe_deploy.ptq.driver import calibrate, capture_input, quant_layer_names, quantize_model
 
 UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
-METHODS = UNCONSTRAINED + tuple(f"axe-{a}" for a in UNCONSTRAINED) + ("naive",)
+BREVITAS = ("brevitas-a2gpfq", "brevitas-a2gptq")
+METHODS = UNCONSTRAINED + tuple(f"axe-{a}" for a in UNCONSTRAINED) + ("naive",) + BREVITAS
 
 
 def parse_range(text: str) -> list[int]:
@@ -67,6 +73,34 @@ def naive_bits(K: list[int], P: int, weight_bits: int, act_bits: int, input_bits
     return w, a, i
 
 
+@torch.no_grad()
+def brevitas_axe(model: torch.nn.Module, calib_x: torch.Tensor, method: str, P: int, T: int,
+                 batch_size: int = 256) -> None:
+    """Brevitas's A2GPFQ / A2GPTQ over a calibrated model, in place."""
+    from brevitas_examples.common.axe import a2gpfq_mode, a2gptq_mode
+
+    mode = a2gpfq_mode if method == "brevitas-a2gpfq" else a2gptq_mode
+    with mode(model, use_quant_activations=True, max_accumulator_bit_width=P,
+              max_accumulator_tile_size=T or None) as gpxq:
+        for _ in range(gpxq.num_layers):
+            for i in range(0, len(calib_x), batch_size):
+                gpxq.model(calib_x[i:i + batch_size])
+            gpxq.update()
+
+
+def exact_bits(model: torch.nn.Module, calib_x: torch.Tensor, tile_size: int = 0) -> int:
+    """Widest exact (inner, per tile when T > 0) accumulator any layer of ``model`` needs."""
+    widest = 0
+    for name in quant_layer_names(model):
+        layer = model.get_submodule(name)
+        _, bits, signed = capture_input(model, name, calib_x[:2])
+        q = layer.quant_weight().int().reshape(layer.weight.shape[0], -1).numpy()
+        info = accumulator.analyze(q, input_bits=bits, input_signed=signed,
+                                   weight_bits=int(layer.quant_weight().bit_width.item()), tile_size=tile_size)
+        widest = max(widest, info.exact_bits)
+    return widest
+
+
 def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     q = cfg["quant"]
     start = time.perf_counter()
@@ -83,11 +117,18 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
                 accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T if method.startswith("axe-") else 0)
-    infos = quantize_model(bundle.float_model, bundle.quant_model, bundle.calib_x, qcfg, seed=seed, progress=False)
-    need = max(i.exact_bits for i in infos.values() if i is not None)
+    if method in BREVITAS:
+        brevitas_axe(bundle.quant_model, bundle.calib_x, method, P, T)
+        need = exact_bits(bundle.quant_model, bundle.calib_x, T)
+    else:
+        infos = quantize_model(bundle.float_model, bundle.quant_model, bundle.calib_x, qcfg, seed=seed,
+                               progress=False)
+        need = max(i.exact_bits for i in infos.values() if i is not None)
     point = {"method": method, "P": P if P is not None else need, "T": T, "seed": seed,
              "metric": bundle.evaluate(bundle.quant_model), "seconds": round(time.perf_counter() - start, 3),
              "exact_bits": need, "bits": {"weight": bits[0], "act": bits[1], "input": bits[2]}}
+    if method in BREVITAS:
+        point["fits"] = need <= P
     if method.startswith("axe-") and P is not None and need > P:
         raise AssertionError(f"{method} at P={P}: a layer needs {need} bits; the guarantee is broken")
     return point

@@ -70,7 +70,7 @@ def plan_layers(model: torch.nn.Module, quant_cfg: dict) -> list[LayerPlan]:
     return plans
 
 
-def _capture_input(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int = 512):
+def capture_input(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int = 512):
     """The input of submodule ``name`` for ``x``: (values, bit width, signed) — bit width
     and signedness are None when the input is not a QuantTensor."""
     module = model.get_submodule(name)
@@ -109,13 +109,13 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
             results[plan.name] = None
             continue
         mod_q, mod_f = quant_model.get_submodule(plan.name), float_model.get_submodule(plan.name)
-        x_q, bits, signed = _capture_input(quant_model, plan.name, calib_x)
+        x_q, bits, signed = capture_input(quant_model, plan.name, calib_x)
         if bits is None:
             raise ValueError(f"layer '{plan.name}': its input is not a QuantTensor; put a quantizer "
                              f"with return_quant_tensor=True before it")
         stats = None
         if plan.algorithm != "rtn":
-            x_f, _, _ = _capture_input(float_model, plan.name, calib_x)
+            x_f, _, _ = capture_input(float_model, plan.name, calib_x)
             stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq")
             stats.update(unfold(mod_f, x_f), unfold(mod_q, x_q))
         scale = mod_q.quant_weight().scale.detach().reshape(-1)
@@ -130,7 +130,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
                                       seed=seed, name=plan.name)
         mod_q.weight.data = (scale[:, None] * q.to(scale.dtype)).reshape(mod_q.weight.shape).to(mod_q.weight.dtype)
         if quant_cfg.get("bias_correction") and mod_q.bias is not None:
-            x_f, _, _ = _capture_input(float_model, plan.name, calib_x)
+            x_f, _, _ = capture_input(float_model, plan.name, calib_x)
             out_q = mod_q(x_q)
             error = mod_f(x_f) - getattr(out_q, "value", out_q)
             dims = [d for d in range(error.ndim) if d != 1] if error.ndim > 2 else [0]
