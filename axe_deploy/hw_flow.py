@@ -8,6 +8,7 @@ recomputed here.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
@@ -19,6 +20,7 @@ from axe_deploy.hw.sim import simulate
 from axe_deploy.hw.spec import estimate_cycles
 from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
+from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
 from axe_deploy.validate import run_onnxruntime
 
 DATAFLOW_FILE = "model.dataflow.onnx"
@@ -131,13 +133,23 @@ def step_synthesize(state, cfg):
 
 def step_handoff(state, cfg):
     """FINN handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
-    from axe_deploy.hw.vivado import run_vivado_if_available, write_vivado_tcl
-
     h = cfg["hardware"]
     write_handoff(state.out / "finn", state.out / "model.qonnx.onnx", state.hw["layers"],
                   state.report["layers"], part=h["part"], clock_ns=1000.0 / h["clock_mhz"])
-    tcl = write_vivado_tcl(state.hw.get("design") or write_rtl(state.hw["layers"], state.out / "rtl"),
-                           state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
-    state.report.setdefault("hardware", {})["vivado"] = run_vivado_if_available(tcl)
+    if "design" not in state.hw:
+        step_rtl(state, cfg)
+    tcl = write_vivado_tcl(state.hw["design"], state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
+    ran = run_vivado(tcl)
+    state.report.setdefault("hardware", {})["vivado"] = {
+        "ran": ran is not None, "script": "vivado/build.tcl",
+        **({k: _relative(v, state.out) for k, v in ran.items()} if ran else
+           {"note": "vivado not on PATH: run `vivado -mode batch -source vivado/build.tcl` where it is"})}
     state.artifacts.update(finn="finn/", vivado="vivado/")
     return state
+
+
+def _relative(value, root):
+    """Paths in a report are relative to the build folder (it is renamed at the end)."""
+    if isinstance(value, list):
+        return [_relative(v, root) for v in value]
+    return None if value is None else str(Path(value).relative_to(root))
