@@ -2,7 +2,7 @@
 
 For each QuantLinear / QuantConv2d in order, the driver captures the layer's input X in
 the float model and X̃ in the quantized model (whose earlier layers are already done),
-unfolds conv inputs into [n, C·kh·kw] patches, calls :func:`quantize_from_stats` with the
+unfolds conv inputs into [n·OH·OW, C·kh·kw] patches (optionally a sampled subset), calls :func:`quantize_from_stats` with the
 layer's frozen Brevitas scales, and writes ``scale·q`` back so that the layer's
 quantizer reproduces q exactly. Per-layer settings come from glob patterns.
 """
@@ -97,6 +97,16 @@ def unfold(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
+def patch_rows(module: torch.nn.Module, n_rows: int, patches: int, seed: int):
+    """The rows of the unfolded input that the statistics use, the same for X and X̃: for a
+    conv layer and ``patches`` > 0 (flow key ``quant.calibration_patches``) a fixed random
+    subset of that many im2col patches (large images give n·OH·OW patches), else all."""
+    if not isinstance(module, torch.nn.Conv2d) or not patches or patches >= n_rows:
+        return slice(None)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_rows, generator=gen)[:patches].sort().values
+
+
 @torch.no_grad()
 def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, calib_x: torch.Tensor,
                    quant_cfg: dict, *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
@@ -117,7 +127,9 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
         if plan.algorithm != "rtn":
             x_f, _, _ = capture_input(float_model, plan.name, calib_x)
             stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq")
-            stats.update(unfold(mod_f, x_f), unfold(mod_q, x_q))
+            cols_f, cols_q = unfold(mod_f, x_f), unfold(mod_q, x_q)
+            rows = patch_rows(mod_q, len(cols_q), quant_cfg.get("calibration_patches", 0), seed)
+            stats.update(cols_f[rows], cols_q[rows])
         scale = mod_q.quant_weight().scale.detach().reshape(-1)
         weight = mod_f.weight.detach().reshape(len(scale), -1)
         if mod_q.quant_weight().bit_width.item() != plan.weight_bits:

@@ -1,0 +1,198 @@
+"""One layer in, integer weights and a record out: the entry point of the PTQ core."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from axe_deploy import accumulator
+
+from . import axe
+from .gpfq import gpfq
+from .optq import optq
+from .rtn import levels, rtn
+from .spfq import spfq
+from .stats import LayerStats
+
+ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
+# Options each algorithm takes, with their defaults:
+#   block_size           columns per block of lazy updates (sweep.py)
+#   act_order            visit inputs by decreasing H_tt
+#   percdamp             OPTQ damping, a fraction of mean(diag H)
+#   order                SPFQ order r (r - 1 alignment sweeps)
+#   propagate_shrinkage  OPTQ + AXE: feed the shrinkage forward too (False: as A2GPTQ)
+#   soft_scale           factor on AXE's l1-ball shrinkage (1: as the paper, 0: hard budget only)
+#   passes               AXE: budget re-spending sweeps after the walk (0: as the paper)
+# soft_scale, passes and propagate_shrinkage act only with a binding accumulator_bits.
+OPTIONS = {
+    "rtn": {"soft_scale": 1.0},
+    "gpfq": {"block_size": 128, "act_order": False, "soft_scale": 1.25, "passes": 1},
+    "optq": {"percdamp": 0.01, "block_size": 128, "act_order": False, "soft_scale": 1.25,
+             "propagate_shrinkage": True, "passes": 1},
+    "spfq": {"order": 1, "block_size": 128, "soft_scale": 1.25},
+}
+
+
+@dataclass
+class QuantInfo:
+    """What ``quantize_layer`` did to one layer.
+
+    ``l1``: per-channel ||q||₁ [M]. ``budget_use``: per channel, the largest fraction of
+    the signed P-bit register that any tile's exact worst case reaches (<= 1 by
+    construction; None without a target P). ``tile_bits``: exact width of each tile's
+    inner accumulator over all channels [n_tiles]. ``accumulator``: the layer's exact
+    ranges and widths (inner ``exact_bits``, ``outer_bits``) from axe_deploy.accumulator.
+    """
+
+    algorithm: str
+    options: dict
+    seconds: float
+    weight_bits: int
+    input_bits: int
+    input_signed: bool
+    accumulator_bits: int | None
+    tile_size: int | None
+    l1: np.ndarray
+    budget_use: np.ndarray | None
+    tile_bits: np.ndarray
+    accumulator: accumulator.AccumulatorInfo = field(repr=False)
+
+    @property
+    def exact_bits(self) -> int:
+        return self.accumulator.exact_bits
+
+    @property
+    def outer_bits(self) -> int:
+        return self.accumulator.outer_bits
+
+
+def _check_options(algorithm: str, options: dict, name: str) -> dict:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"{name}: unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    allowed = OPTIONS[algorithm]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: option(s) {unknown} do not apply to {algorithm}; "
+                         f"it takes {sorted(allowed)}")
+    return {**allowed, **options}
+
+
+def _budget_use(q: np.ndarray, bits: int, x_min: int, x_max: int, tile_size: int | None) -> np.ndarray:
+    lo, hi = accumulator.tile_ranges(q, x_min, x_max, tile_size or q.shape[1])
+    use = np.maximum(hi / (2 ** (bits - 1) - 1), lo / -(2 ** (bits - 1)))
+    return use.max(axis=1)
+
+
+def _tile_bits(q: np.ndarray, x_min: int, x_max: int, tile_size: int | None, signed: bool) -> np.ndarray:
+    lo, hi = accumulator.tile_ranges(q, x_min, x_max, tile_size or q.shape[1])
+    return np.array([accumulator.min_bits(l, h, signed) for l, h in zip(lo.min(axis=0), hi.max(axis=0))])
+
+
+def _run(algorithm, v, stats, L, constraint, opts, seed):
+    if algorithm == "rtn":
+        return rtn(v, L, constraint)
+    if algorithm == "spfq":
+        return spfq(v, stats.H, stats.G, L, order=opts["order"], constraint=constraint,
+                    block_size=opts["block_size"], generator=torch.Generator().manual_seed(seed))
+    H = stats.H
+    if algorithm == "gpfq":
+        G = stats.G
+        q = gpfq(v, H, G, L, constraint=constraint, block_size=opts["block_size"], act_order=opts["act_order"])
+    else:
+        G = H  # OPTQ's objective is ||X̃(w - q)||²
+        q = optq(v, H, L, constraint=constraint, percdamp=opts["percdamp"], block_size=opts["block_size"],
+                 act_order=opts["act_order"], propagate_shrinkage=opts["propagate_shrinkage"])
+    if constraint is not None and opts["passes"]:
+        q = axe.respend(q, v, H, G, constraint, passes=opts["passes"], block_size=opts["block_size"])
+    return q
+
+
+def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits: int, input_bits: int,
+                        input_signed: bool, algorithm: str = "gpfq", accumulator_bits: int | None = None,
+                        tile_size: int | None = None, seed: int = 0, name: str = "layer",
+                        **options) -> tuple[torch.Tensor, QuantInfo]:
+    """Quantize float ``weight`` [M, K] with per-channel ``scale`` [M] from calibration ``stats``.
+
+    Returns integer q (int64 [M, K], |q| <= 2^(weight_bits-1) - 1; the layer's weight
+    becomes scale[:, None] * q) and a QuantInfo. With ``accumulator_bits`` = P every row
+    (every tile of ``tile_size`` inputs) has an exact worst-case dot product, over all
+    integer inputs of the ``input_bits`` range, that fits a signed P-bit register.
+    ``stats`` may be None for ``rtn``. Raises ValueError on bad shapes, unknown
+    options and an infeasible P (naming the smallest feasible P).
+    """
+    start = time.perf_counter()
+    opts = _check_options(algorithm, options, name)
+    weight = torch.as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"{name}: weight must be [M, K] (Conv flattened to [C*kh*kw]), got {tuple(weight.shape)}")
+    M, K = weight.shape
+    if not bool(torch.all(torch.isfinite(weight))):
+        raise ValueError(f"{name}: weight has NaN or infinite entries")
+    scale = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+    if scale.numel() == 1:
+        scale = scale.expand(M)
+    if scale.shape != (M,) or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+        raise ValueError(f"{name}: scale must be {M} positive finite per-channel values, got shape "
+                         f"{tuple(scale.shape)}")
+    if tile_size is not None and tile_size < 1:
+        raise ValueError(f"{name}: tile_size must be None (one stage) or >= 1, got {tile_size}")
+    if algorithm != "rtn":
+        if stats is None:
+            raise ValueError(f"{name}: {algorithm} needs calibration statistics (LayerStats)")
+        if stats.K != K:
+            raise ValueError(f"{name}: statistics are for K={stats.K} inputs, the weight has K={K}")
+    if accumulator_bits is not None:
+        axe.check_feasible(accumulator_bits, input_bits, input_signed, name)
+    L = levels(weight_bits)
+    dtype = stats.dtype if stats is not None else torch.float64
+    v = (weight.to(torch.float64) / scale[:, None]).to(dtype)
+
+    constraint = None
+    # At or above the data-type bound no choice of weights can overflow: nothing to constrain.
+    if accumulator_bits is not None and accumulator_bits < accumulator.datatype_bound_bits(
+            min(K, tile_size or K), input_bits, weight_bits, input_signed):
+        constraint = axe.Constraint(v, bits=accumulator_bits, input_bits=input_bits, input_signed=input_signed,
+                                    levels=L, tile_size=tile_size, soft_scale=opts["soft_scale"])
+    q = _run(algorithm, v, stats, L, constraint, opts, seed)
+    q = q.round().to(torch.long)
+
+    qn = q.numpy()
+    x_min, x_max = accumulator.input_bounds(input_bits, input_signed)
+    acc = accumulator.analyze(qn, input_bits=input_bits, input_signed=input_signed,
+                              weight_bits=weight_bits, tile_size=tile_size or 0)
+    if accumulator_bits is not None and not accumulator.fits(acc.lo, acc.hi, accumulator_bits):
+        raise RuntimeError(f"{name}: internal error, range [{acc.lo}, {acc.hi}] exceeds the "
+                           f"{accumulator_bits}-bit budget that AXE enforces; please report it")
+    info = QuantInfo(
+        algorithm=algorithm, options=opts, seconds=time.perf_counter() - start,
+        weight_bits=weight_bits, input_bits=input_bits, input_signed=input_signed,
+        accumulator_bits=accumulator_bits, tile_size=tile_size,
+        l1=np.abs(qn).sum(axis=1),
+        budget_use=(None if accumulator_bits is None
+                    else _budget_use(qn, accumulator_bits, x_min, x_max, tile_size)),
+        tile_bits=_tile_bits(qn, x_min, x_max, tile_size, acc.signed), accumulator=acc)
+    return q, info
+
+
+def quantize_layer(weight, scale, x_float, x_quant, *, weight_bits: int, input_bits: int,
+                   input_signed: bool, algorithm: str = "gpfq", accumulator_bits: int | None = None,
+                   tile_size: int | None = None, seed: int = 0, dtype=torch.float32, name: str = "layer",
+                   **options) -> tuple[torch.Tensor, QuantInfo]:
+    """``quantize_from_stats`` on statistics of one batch: ``x_float``, ``x_quant`` [n, K] are
+    the layer's inputs in the float network and in the partly quantized one (ignored
+    for ``rtn``); ``dtype`` is the precision of the statistics and of the sweeps.
+    ``info.seconds`` includes collecting the statistics.
+    """
+    start = time.perf_counter()
+    stats = None
+    if algorithm != "rtn":
+        stats = LayerStats.from_data(x_float, x_quant, cross=algorithm != "optq", dtype=dtype)
+    q, info = quantize_from_stats(weight, scale, stats, weight_bits=weight_bits, input_bits=input_bits,
+                                  input_signed=input_signed, algorithm=algorithm,
+                                  accumulator_bits=accumulator_bits, tile_size=tile_size, seed=seed,
+                                  name=name, **options)
+    info.seconds = time.perf_counter() - start
+    return q, info

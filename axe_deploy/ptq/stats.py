@@ -1,0 +1,57 @@
+"""Second-order calibration statistics of one layer, accumulated over batches.
+
+H = X̃ᵀX̃ and G = X̃ᵀX (X̃: inputs in the network whose earlier layers are quantized,
+X: the same inputs in the float network), both [K, K], divided by the sample count.
+GPFQ and SPFQ need both, OPTQ only H; the scaling by 1/n changes none of them.
+float32 by default (as Brevitas and the reference OPTQ): the algorithms' sweeps then run
+in float32 too, while AXE's budget is always kept exactly (axe.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class LayerStats:
+    """Streaming H and G of one layer; ``update`` takes [n, K] batches (Conv: unfolded patches)."""
+
+    def __init__(self, K: int, *, cross: bool = True, dtype=torch.float32):
+        self.K = K
+        self.dtype = dtype
+        self.n = 0
+        self._h = torch.zeros(K, K, dtype=dtype)
+        self._g = torch.zeros(K, K, dtype=dtype) if cross else None
+
+    def update(self, x_float: torch.Tensor | None, x_quant: torch.Tensor) -> "LayerStats":
+        xq = torch.as_tensor(x_quant).reshape(-1, self.K).to(self.dtype)
+        self._h.addmm_(xq.T, xq)
+        if self._g is not None:
+            if x_float is None:
+                raise ValueError("LayerStats(cross=True) needs x_float for G = X̃ᵀX")
+            xf = torch.as_tensor(x_float).reshape(-1, self.K).to(self.dtype)
+            if xf.shape != xq.shape:
+                raise ValueError(f"x_float {tuple(xf.shape)} and x_quant {tuple(xq.shape)} differ in shape")
+            self._g.addmm_(xq.T, xf)
+        self.n += xq.shape[0]
+        return self
+
+    @classmethod
+    def from_data(cls, x_float, x_quant, *, cross: bool = True, dtype=torch.float32) -> "LayerStats":
+        x_quant = torch.as_tensor(x_quant)
+        return cls(x_quant.shape[-1], cross=cross, dtype=dtype).update(x_float, x_quant)
+
+    def _check(self):
+        if self.n == 0:
+            raise ValueError("LayerStats has no samples: call update() with calibration batches first")
+
+    @property
+    def H(self) -> torch.Tensor:
+        self._check()
+        return self._h / self.n
+
+    @property
+    def G(self) -> torch.Tensor:
+        self._check()
+        if self._g is None:
+            raise ValueError("G = X̃ᵀX was not collected: build LayerStats with cross=True")
+        return self._g / self.n
