@@ -8,16 +8,17 @@ recomputed here.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy.dataflow.lower import execute_dataflow, hw_layers, lower, set_folding
+from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
 from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import simulate
-from axe_deploy.hw.spec import estimate_cycles
+from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, estimate_cycles
 from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
@@ -44,6 +45,24 @@ def step_lower(state, cfg):
     return state
 
 
+LAYER_KINDS = {MVAULayer: "MVAU", SlidingWindowLayer: "SlidingWindow", MaxPoolLayer: "MaxPool"}
+
+
+def _layer_entry(layer) -> dict:
+    """A layer's report entry: the same keys for every kind (None where one does not apply)."""
+    mvau = isinstance(layer, MVAULayer)
+    return {"name": layer.name, "kind": LAYER_KINDS[type(layer)],
+            "MW": layer.MW if mvau else None, "MH": layer.MH if mvau else None,
+            "PE": getattr(layer, "PE", None), "SIMD": getattr(layer, "SIMD", None),
+            "num_vectors": layer.num_vectors if mvau else None,
+            "accumulator_datatype": f"{'INT' if layer.acc_signed else 'UINT'}{layer.acc_bits}" if mvau else None,
+            "cycles_estimated": estimate_cycles(layer)}
+
+
+def _mvaus(layers):
+    return [l for l in layers if isinstance(l, MVAULayer)]
+
+
 def step_fold(state, cfg):
     h = cfg["hardware"]
     overrides = {name: (f["PE"], f["SIMD"]) for name, f in h["folding"].items()}
@@ -56,9 +75,7 @@ def step_fold(state, cfg):
     state.hw["layers"] = layers
     cycles = max(estimate_cycles(l) for l in layers)
     state.report["hardware"] = {
-        "layers": [{"name": l.name, "MW": l.MW, "MH": l.MH, "PE": l.PE, "SIMD": l.SIMD,
-                    "accumulator_datatype": f"{'INT' if l.acc_signed else 'UINT'}{l.acc_bits}",
-                    "cycles_estimated": estimate_cycles(l)} for l in layers],
+        "layers": [_layer_entry(l) for l in layers],
         "cycles_per_inference_estimated": cycles,
         "clock_mhz": h["clock_mhz"],
         "inferences_per_second_estimated": h["clock_mhz"] * 1e6 / cycles,
@@ -81,9 +98,9 @@ def step_simulate(state, cfg):
     if h["sim_vectors"]:
         x = x[: h["sim_vectors"]]
     ctx = execute_dataflow(model, x)
-    first = next(n for n in model.graph.node if n.op_type == "MVAU")
-    last = [n for n in model.graph.node if n.op_type == "MVAU"][-1]
-    x_int, expected = ctx[first.input[0]], ctx[last.output[0]]
+    nodes = hardware_nodes(model)  # the stream into the first layer, out of the last
+    x_int = ctx[nodes[0].input[0]].reshape(len(x), -1)
+    expected = ctx[nodes[-1].output[0]].reshape(len(x), -1)
     result = simulate(state.hw["design"], x_int, simulator=h["simulator"])
     exact = (result.outputs == expected).all(axis=1)
     state.report["hardware"]["rtl_sim"] = {
@@ -98,7 +115,8 @@ def step_simulate(state, cfg):
 
 
 def _with_acc_bits(layers, bits_of):
-    return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True) for l in layers]
+    return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True) if isinstance(l, MVAULayer) else l
+            for l in layers]
 
 
 def step_synthesize(state, cfg):
@@ -113,20 +131,22 @@ def step_synthesize(state, cfg):
             _with_acc_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits)),
             state.out / "rtl_variants" / "unconstrained")
     hw = state.report["hardware"]
-    for key, design in builds.items():
-        result = synthesize(design)
+    # yosys runs are single-threaded subprocesses: run the variants side by side
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(builds, pool.map(synthesize, builds.values())))
+    for key, result in results.items():
         hw[key] = dict(result.top)
         if key == "synth":
             for entry in hw["layers"]:
                 entry.update(result.layers[entry["name"]])
         else:
-            hw[key]["mvau_luts"] = sum(result.layers[l.name]["luts"] for l in layers)
+            hw[key]["mvau_luts"] = sum(result.layers[l.name]["luts"] for l in _mvaus(layers))
     if "synth_acc32" in hw:
-        ours = sum(e["luts"] for e in hw["layers"])
+        ours = sum(e["luts"] for e in hw["layers"] if e["kind"] == "MVAU")
         hw["synth"]["mvau_luts"] = ours
         hw["lut_ratio_vs_acc32"] = ours / hw["synth_acc32"]["mvau_luts"]
         hw["lut_ratio_vs_unconstrained"] = ours / hw["synth_unconstrained"]["mvau_luts"]
-        hw["unconstrained_accumulator_bits"] = {l.name: state.unconstrained_bits.get(l.name) for l in layers}
+        hw["unconstrained_accumulator_bits"] = {l.name: state.unconstrained_bits.get(l.name) for l in _mvaus(layers)}
     state.artifacts["rtl_variants"] = "rtl_variants/" if cfg["hardware"]["compare_widths"] else None
     return state
 
@@ -134,7 +154,7 @@ def step_synthesize(state, cfg):
 def step_handoff(state, cfg):
     """FINN handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
     h = cfg["hardware"]
-    write_handoff(state.out / "finn", state.out / "model.qonnx.onnx", state.hw["layers"],
+    write_handoff(state.out / "finn", state.out / "model.qonnx.onnx", _mvaus(state.hw["layers"]),
                   state.report["layers"], part=h["part"], clock_ns=1000.0 / h["clock_mhz"])
     if "design" not in state.hw:
         step_rtl(state, cfg)

@@ -1,0 +1,290 @@
+"""Layer specs of a dataflow accelerator, their integer reference semantics and cycle estimates.
+
+This is the interface between the ONNX lowering and the hardware backend: the lowering
+builds a list of specs, everything below (folding, Verilog, simulation, synthesis) reads
+only these. Streams are channels-last; every layer takes ``in_lanes`` elements per input
+beat and gives ``out_lanes`` per output beat, element 0 of a beat in the low bits.
+
+Per image a layer takes ``in_elems`` and gives ``out_elems`` integers; ``reference`` maps
+``[n, in_elems] -> [n, out_elems]`` in int64, and the stitched RTL must equal
+``chain_reference`` bit for bit.
+
+Conv layout contract: a convolution is ``SlidingWindowLayer`` + ``MVAULayer`` with
+``num_vectors = OH*OW``; the window of output pixel (oh, ow) is emitted in (kh, kw, c)
+order, so the MVAU's weight columns must be ordered (kh, kw, c), i.e. a PyTorch
+``[OC, C, kh, kw]`` weight becomes ``w.transpose(0, 2, 3, 1).reshape(OC, -1)``. Padding
+is done by the sliding-window module (integer 0 outside the image), not by the lowering.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+# Cycles from an input beat's acceptance to the first result it can affect, per layer kind
+# (register stages of the RTL modules).
+MVAU_PIPELINE_DEPTH = 4
+SWG_PIPELINE_DEPTH = 2
+POOL_PIPELINE_DEPTH = 1
+MAX_ACC_BITS = 62  # the simulation's shadow accumulator and the reference are 64-bit
+
+
+def _register_range(bits: int, signed: bool) -> tuple[int, int]:
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+
+
+def _check_divides(name: str, what: str, fold: int, total: int) -> None:
+    if fold < 1 or total % fold:
+        raise ValueError(f"layer '{name}': {what}={fold} does not divide {total}; "
+                         f"choose a divisor of {total}")
+
+
+@dataclass
+class MVAULayer:
+    """Matrix-vector-activation unit: ``thresholds(W @ x)`` for each of ``num_vectors``
+    vectors of MW integers per image.
+
+    ``acc_bits``/``acc_signed`` come from the graph annotation and are the register width
+    that is built, exactly. ``thresholds`` [MH, n_thr] (non-decreasing per row): output =
+    number of thresholds <= accumulator, unsigned, ``ceil(log2(n_thr + 1))`` bits;
+    thresholds may lie outside the register's range. ``None``: the accumulator is the
+    output (last layer). ``num_vectors``: vectors per image (OH*OW for a convolution).
+    ``ram_style`` of the weight and threshold ROMs (FINN's attribute): "block",
+    "distributed", or "auto" (block RAM from 9 Kbit, half a RAMB18, up; else the
+    synthesis tool's choice).
+    """
+
+    name: str
+    MW: int
+    MH: int
+    SIMD: int
+    PE: int
+    input_bits: int
+    input_signed: bool
+    weight_bits: int
+    acc_bits: int
+    acc_signed: bool
+    weights: np.ndarray
+    thresholds: np.ndarray | None
+    num_vectors: int = 1
+    ram_style: str = "auto"
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights)
+        if self.weights.shape != (self.MH, self.MW):
+            raise ValueError(f"layer '{self.name}': weights have shape {self.weights.shape}, "
+                             f"expected [MH, MW] = [{self.MH}, {self.MW}]")
+        w = self.weights.astype(np.int64)
+        if not np.array_equal(w, self.weights):
+            raise ValueError(f"layer '{self.name}': weights are not integers")
+        self.weights = w
+        lo, hi = _register_range(self.weight_bits, True)
+        if w.size and (w.min() < lo or w.max() > hi):
+            raise ValueError(f"layer '{self.name}': weights in [{w.min()}, {w.max()}] do not "
+                             f"fit INT{self.weight_bits} [{lo}, {hi}]")
+        if not 1 <= self.acc_bits <= MAX_ACC_BITS:
+            raise ValueError(f"layer '{self.name}': acc_bits={self.acc_bits} outside "
+                             f"[1, {MAX_ACC_BITS}]")
+        if self.input_bits < 1 or self.weight_bits < 1 or self.num_vectors < 1:
+            raise ValueError(f"layer '{self.name}': input_bits, weight_bits and num_vectors "
+                             "must be >= 1")
+        _check_divides(self.name, "SIMD", self.SIMD, self.MW)
+        _check_divides(self.name, "PE", self.PE, self.MH)
+        if self.ram_style not in ("auto", "block", "distributed"):
+            raise ValueError(f"layer '{self.name}': ram_style '{self.ram_style}' is not one of "
+                             "'auto', 'block', 'distributed'")
+        if self.thresholds is not None:
+            t = np.asarray(self.thresholds)
+            if t.ndim != 2 or t.shape[0] != self.MH or t.shape[1] < 1:
+                raise ValueError(f"layer '{self.name}': thresholds have shape {t.shape}, "
+                                 f"expected [MH={self.MH}, n_thr >= 1]")
+            t64 = t.astype(np.int64)
+            if not np.array_equal(t64, t):
+                raise ValueError(f"layer '{self.name}': thresholds are not integers")
+            if np.any(np.diff(t64, axis=1) < 0):
+                raise ValueError(f"layer '{self.name}': thresholds must be non-decreasing "
+                                 "along each row")
+            self.thresholds = t64
+
+    @property
+    def n_thresholds(self) -> int:
+        return 0 if self.thresholds is None else self.thresholds.shape[1]
+
+    @property
+    def output_bits(self) -> int:
+        if self.thresholds is None:
+            return self.acc_bits
+        return max(1, math.ceil(math.log2(self.n_thresholds + 1)))
+
+    @property
+    def output_signed(self) -> bool:
+        return self.acc_signed if self.thresholds is None else False
+
+    in_lanes = property(lambda self: self.SIMD)
+    out_lanes = property(lambda self: self.PE)
+    in_elems = property(lambda self: self.num_vectors * self.MW)
+    out_elems = property(lambda self: self.num_vectors * self.MH)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64).reshape(-1, self.MW)
+        return mvau_reference(self, x).reshape(-1, self.out_elems)
+
+
+@dataclass
+class SlidingWindowLayer:
+    """Sliding-window generator (im2col in hardware, line buffers): an H x W x C image in,
+    for each output pixel (oh, ow) the K x K window in (kh, kw, c) order out. ``pad``
+    zero rows/columns on every side are produced by the module; SIMD channels a beat."""
+
+    name: str
+    H: int
+    W: int
+    C: int
+    K: int
+    SIMD: int
+    bits: int
+    signed: bool
+    stride: int = 1
+    pad: int = 0
+
+    def __post_init__(self):
+        if min(self.H, self.W, self.C, self.K, self.stride, self.bits) < 1 or self.pad < 0:
+            raise ValueError(f"layer '{self.name}': sizes must be >= 1 and pad >= 0")
+        if self.stride > self.K:
+            raise ValueError(f"layer '{self.name}': stride {self.stride} > kernel {self.K} "
+                             "is not supported")
+        if self.OH < 1 or self.OW < 1:
+            raise ValueError(f"layer '{self.name}': kernel {self.K} does not fit the "
+                             f"{self.H}x{self.W} image with pad {self.pad}")
+        _check_divides(self.name, "SIMD", self.SIMD, self.C)
+
+    OH = property(lambda self: (self.H + 2 * self.pad - self.K) // self.stride + 1)
+    OW = property(lambda self: (self.W + 2 * self.pad - self.K) // self.stride + 1)
+    input_bits = property(lambda self: self.bits)
+    input_signed = property(lambda self: self.signed)
+    output_bits = property(lambda self: self.bits)
+    output_signed = property(lambda self: self.signed)
+    in_lanes = property(lambda self: self.SIMD)
+    out_lanes = property(lambda self: self.SIMD)
+    in_elems = property(lambda self: self.H * self.W * self.C)
+    out_elems = property(lambda self: self.OH * self.OW * self.K * self.K * self.C)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64).reshape(-1, self.H, self.W, self.C)
+        p, k, s = self.pad, self.K, self.stride
+        xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        rows = [xp[:, oh * s:oh * s + k, ow * s:ow * s + k, :].reshape(len(x), -1)
+                for oh in range(self.OH) for ow in range(self.OW)]
+        return np.stack(rows, axis=1).reshape(len(x), -1)
+
+
+@dataclass
+class MaxPoolLayer:
+    """2 x 2 max-pool, stride 2, floor mode (an odd last row/column is dropped, as in
+    PyTorch's default); PE channels a beat, channels-last in and out."""
+
+    name: str
+    H: int
+    W: int
+    C: int
+    PE: int
+    bits: int
+    signed: bool
+
+    def __post_init__(self):
+        if min(self.H, self.W) < 2 or min(self.C, self.bits) < 1:
+            raise ValueError(f"layer '{self.name}': a 2x2 pool needs H, W >= 2 and C, bits >= 1")
+        _check_divides(self.name, "PE", self.PE, self.C)
+
+    OH = property(lambda self: self.H // 2)
+    OW = property(lambda self: self.W // 2)
+    input_bits = property(lambda self: self.bits)
+    input_signed = property(lambda self: self.signed)
+    output_bits = property(lambda self: self.bits)
+    output_signed = property(lambda self: self.signed)
+    in_lanes = property(lambda self: self.PE)
+    out_lanes = property(lambda self: self.PE)
+    in_elems = property(lambda self: self.H * self.W * self.C)
+    out_elems = property(lambda self: self.OH * self.OW * self.C)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64).reshape(-1, self.H, self.W, self.C)
+        x = x[:, :2 * self.OH, :2 * self.OW, :]
+        x = x.reshape(len(x), self.OH, 2, self.OW, 2, self.C).max(axis=(2, 4))
+        return x.reshape(len(x), -1)
+
+
+Layer = Union[MVAULayer, SlidingWindowLayer, MaxPoolLayer]
+
+
+def mvau_reference(layer: MVAULayer, x_int: np.ndarray) -> np.ndarray:
+    """Reference semantics of one MVAU: ``x_int`` [n, MW] -> [n, MH] int64.
+
+    The accumulator is the exact int64 dot product (what a register of ``acc_bits`` holds
+    when nothing overflows); with thresholds the output is the number of thresholds <= it.
+    """
+    x = np.asarray(x_int)
+    if x.ndim != 2 or x.shape[1] != layer.MW:
+        raise ValueError(f"layer '{layer.name}': input has shape {x.shape}, "
+                         f"expected [n, {layer.MW}]")
+    x64 = x.astype(np.int64)
+    if not np.array_equal(x64, x):
+        raise ValueError(f"layer '{layer.name}': input is not integer")
+    lo, hi = _register_range(layer.input_bits, layer.input_signed)
+    if x64.size and (x64.min() < lo or x64.max() > hi):
+        raise ValueError(f"layer '{layer.name}': input in [{x64.min()}, {x64.max()}] outside "
+                         f"the {layer.input_bits}-bit "
+                         f"{'signed' if layer.input_signed else 'unsigned'} range [{lo}, {hi}]")
+    acc = x64 @ layer.weights.T
+    if layer.thresholds is None:
+        return acc
+    return (acc[:, :, None] >= layer.thresholds[None, :, :]).sum(axis=2).astype(np.int64)
+
+
+def chain_reference(layers: list[Layer], x: np.ndarray) -> np.ndarray:
+    """Run a checked chain of layers on ``x`` [n, in_elems] -> [n, out_elems] (int64)."""
+    check_chain(layers)
+    y = np.asarray(x, dtype=np.int64).reshape(len(x), -1)
+    for layer in layers:
+        y = layer.reference(y)
+    return y
+
+
+def check_chain(layers: list[Layer]) -> None:
+    """Raise unless each layer's output stream is the next one's input stream
+    (elements per image, bits, signedness) and layer names are unique."""
+    if not layers:
+        raise ValueError("empty layer list")
+    names = [layer.name for layer in layers]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ValueError(f"duplicate layer names {sorted(dup)}; layer names must be unique")
+    for a, b in zip(layers, layers[1:]):
+        got = (a.out_elems, a.output_bits, a.output_signed)
+        want = (b.in_elems, b.input_bits, b.input_signed)
+        if got != want:
+            raise ValueError(f"layer '{a.name}' gives (elements per image, bits, signed) = {got} "
+                             f"but layer '{b.name}' takes {want}")
+
+
+def estimate_cycles(layer: Layer) -> int:
+    """Initiation interval of one image in cycles: MW/SIMD * MH/PE per vector for an MVAU,
+    the larger of input and output beats for a sliding window, input beats for a pool.
+    The throughput of a chain is clock / max over its layers (with FIFOs between them)."""
+    if isinstance(layer, MVAULayer):
+        return layer.num_vectors * (layer.MW // layer.SIMD) * (layer.MH // layer.PE)
+    beats_in = layer.in_elems // layer.in_lanes
+    if isinstance(layer, SlidingWindowLayer):
+        return max(beats_in, layer.out_elems // layer.out_lanes)
+    return beats_in
+
+
+def estimate_latency(layer: Layer) -> int:
+    """Cycles from a layer's first input beat to its last output beat of one image when
+    nothing stalls: the initiation interval plus the pipeline depth of its module."""
+    depth = {MVAULayer: MVAU_PIPELINE_DEPTH, SlidingWindowLayer: SWG_PIPELINE_DEPTH,
+             MaxPoolLayer: POOL_PIPELINE_DEPTH}[type(layer)]
+    return estimate_cycles(layer) + depth

@@ -1,0 +1,259 @@
+// axe_mvau: matrix-vector-activation unit (FINN's MVAU), one layer y = thr(W x).
+//
+// Stream in:  MW/SIMD beats per vector, element s of a beat in bits [s*IN_BITS +: IN_BITS],
+//             element index sf*SIMD + s.
+// Stream out: MH/PE beats per vector, lane p of beat nf is neuron nf*PE + p.
+// The vector is taken from the input stream during neuron fold 0 and replayed from a
+// buffer for folds 1..NF-1, so one vector costs SF*NF cycles (SF = MW/SIMD, NF = MH/PE).
+//
+// Arithmetic: every lane's accumulator register is exactly ACC_BITS wide. Products and
+// the SIMD adder tree are computed modulo 2^ACC_BITS (never wider than the sum needs),
+// which gives the true dot product whenever it fits the register. Thresholds are stored
+// clamped to [register min, register max + 1] in ACC_BITS+1 bits, so a threshold outside
+// the register's range compares exactly (always / never reached).
+// Output: number of thresholds <= acc (N_THR > 0), or the accumulator itself (N_THR = 0).
+//
+// ROMs (axe_rom; *_ROM_STYLE 0: the tool's choice, 1: block RAM, 2: distributed RAM):
+// WEIGHT_FILE holds SF*NF words of PE*SIMD*W_BITS bits (address nf*SF + sf, lane p,
+// element s at bits [(p*SIMD + s)*W_BITS +: W_BITS]); THRESH_FILE holds NF words of
+// PE*N_THR*(ACC_BITS+1) bits (lane p, threshold i at [(p*N_THR + i)*(ACC_BITS+1) +: ...]).
+//
+// Pipeline: issue (operand registers, weight ROM read) -> MAC (accumulators, threshold ROM
+// read on the last fold step) -> compare -> output register. Every stage holds while the
+// output register is full and not taken (en = 0).
+//
+// Simulation only (`define AXE_SIM_OVERFLOW): a 64-bit shadow accumulator per lane
+// counts, in ovf_count, the output values whose accumulation ever left the register's
+// range.
+`default_nettype none
+
+module axe_mvau #(
+  parameter integer MW = 4,
+  parameter integer MH = 4,
+  parameter integer SIMD = 1,
+  parameter integer PE = 1,
+  parameter integer IN_BITS = 4,
+  parameter integer IN_SIGNED = 0,
+  parameter integer W_BITS = 4,
+  parameter integer ACC_BITS = 16,
+  parameter integer ACC_SIGNED = 1,
+  parameter integer N_THR = 0,
+  parameter integer OUT_BITS = (N_THR == 0) ? ACC_BITS : $clog2(N_THR + 1),
+  parameter WEIGHT_FILE = "weights.hex",
+  parameter THRESH_FILE = "thresholds.hex",
+  parameter integer WEIGHT_ROM_STYLE = 0,
+  parameter integer THRESH_ROM_STYLE = 0
+) (
+  input  wire                    clk,
+  input  wire                    rst_n,
+  input  wire [SIMD*IN_BITS-1:0] in_data,
+  input  wire                    in_valid,
+  output wire                    in_ready,
+  output wire [PE*OUT_BITS-1:0]  out_data,
+  output wire                    out_valid,
+  input  wire                    out_ready
+);
+  localparam integer SF = MW / SIMD;
+  localparam integer NF = MH / PE;
+  localparam integer SFW = (SF > 1) ? $clog2(SF) : 1;
+  localparam integer NFW = (NF > 1) ? $clog2(NF) : 1;
+  localparam integer WDEPTH = SF * NF;
+  localparam integer WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
+  localparam integer XW = SIMD * IN_BITS;
+  localparam integer WW = PE * SIMD * W_BITS;
+  // A signed W_BITS x (signed or unsigned) IN_BITS product fits IN_BITS + W_BITS signed bits.
+  localparam integer PROD_BITS = IN_BITS + W_BITS;
+  localparam integer DOT_FULL = PROD_BITS + $clog2(SIMD);
+  localparam integer DOT_BITS = (DOT_FULL < ACC_BITS) ? DOT_FULL : ACC_BITS;
+  localparam integer TH_BITS = ACC_BITS + 1;
+  localparam integer TW = PE * N_THR * TH_BITS;
+  localparam [SFW-1:0] SF_LAST = SF[SFW-1:0] - 1'b1;
+  localparam [NFW-1:0] NF_LAST = NF[NFW-1:0] - 1'b1;
+  localparam [WAW-1:0] WA_LAST = WDEPTH[WAW-1:0] - 1'b1;
+
+  // ---- issue: fold counters, input buffer, weight ROM ----
+  reg  [SFW-1:0] sf;
+  reg  [NFW-1:0] nf;
+  reg  [WAW-1:0] wa;
+  reg            out_valid_r;
+  wire           en = !out_valid_r || out_ready;
+  wire           need_in = (nf == {NFW{1'b0}});
+  wire           issue = en && (!need_in || in_valid);
+  assign in_ready = en && need_in;
+
+  always @(posedge clk) begin
+    if (!rst_n) begin
+      sf <= {SFW{1'b0}};
+      nf <= {NFW{1'b0}};
+      wa <= {WAW{1'b0}};
+    end else if (issue) begin
+      wa <= (wa == WA_LAST) ? {WAW{1'b0}} : wa + 1'b1;
+      if (sf == SF_LAST) begin
+        sf <= {SFW{1'b0}};
+        nf <= (nf == NF_LAST) ? {NFW{1'b0}} : nf + 1'b1;
+      end else begin
+        sf <= sf + 1'b1;
+      end
+    end
+  end
+
+  wire [XW-1:0] x_now;
+  generate
+    if (NF > 1) begin : g_ibuf
+      reg [XW-1:0] ibuf [0:SF-1];
+      always @(posedge clk)
+        if (issue && need_in) ibuf[sf] <= in_data;
+      assign x_now = need_in ? in_data : ibuf[sf];
+    end else begin : g_noibuf
+      assign x_now = in_data;
+    end
+  endgenerate
+
+  wire [WW-1:0] w_r;
+  axe_rom #(.WIDTH(WW), .DEPTH(WDEPTH), .STYLE(WEIGHT_ROM_STYLE), .FILE(WEIGHT_FILE), .AW(WAW))
+    wrom (.clk(clk), .en(issue), .addr(wa), .data(w_r));
+
+  reg [XW-1:0]  x_r;
+  reg           v1, first1, last1;
+  always @(posedge clk) begin
+    if (!rst_n) v1 <= 1'b0;
+    else if (en) v1 <= issue;
+    if (issue) begin
+      x_r <= x_now;
+      first1 <= (sf == {SFW{1'b0}});
+      last1 <= (sf == SF_LAST);
+    end
+  end
+
+  // ---- MAC: products, SIMD adder tree, accumulators ----
+  reg v2;
+  always @(posedge clk) begin
+    if (!rst_n) v2 <= 1'b0;
+    else if (en) v2 <= v1 && last1;
+  end
+
+  wire [PE*ACC_BITS-1:0] acc_all;
+`ifdef AXE_SIM_OVERFLOW
+  wire [PE*PROD_BITS*SIMD-1:0] prod_all;
+`endif
+  genvar p, s;
+  generate
+    for (p = 0; p < PE; p = p + 1) begin : g_pe
+      wire [DOT_BITS-1:0] term [0:SIMD-1];
+      for (s = 0; s < SIMD; s = s + 1) begin : g_simd
+        wire signed [IN_BITS:0] xs;
+        wire signed [W_BITS-1:0] ws = w_r[(p*SIMD + s)*W_BITS +: W_BITS];
+        wire signed [PROD_BITS-1:0] prod;
+        if (IN_SIGNED != 0) begin : g_xs
+          assign xs = {x_r[s*IN_BITS + IN_BITS-1], x_r[s*IN_BITS +: IN_BITS]};
+        end else begin : g_xu
+          assign xs = {1'b0, x_r[s*IN_BITS +: IN_BITS]};
+        end
+        assign prod = xs * ws;
+`ifdef AXE_SIM_OVERFLOW
+        assign prod_all[(p*SIMD + s)*PROD_BITS +: PROD_BITS] = prod;
+`endif
+        if (DOT_BITS > PROD_BITS) begin : g_ext
+          assign term[s] = {{(DOT_BITS-PROD_BITS){prod[PROD_BITS-1]}}, prod};
+        end else begin : g_trunc
+          assign term[s] = prod[DOT_BITS-1:0];
+        end
+      end
+
+      reg [DOT_BITS-1:0] dot;
+      integer i;
+      always @* begin
+        dot = {DOT_BITS{1'b0}};
+        for (i = 0; i < SIMD; i = i + 1) dot = dot + term[i];
+      end
+
+      wire [ACC_BITS-1:0] dot_ext;
+      if (ACC_BITS > DOT_BITS) begin : g_dext
+        assign dot_ext = {{(ACC_BITS-DOT_BITS){dot[DOT_BITS-1]}}, dot};
+      end else begin : g_dsame
+        assign dot_ext = dot;
+      end
+
+      reg [ACC_BITS-1:0] acc;
+      always @(posedge clk)
+        if (en && v1) acc <= first1 ? dot_ext : acc + dot_ext;
+      assign acc_all[p*ACC_BITS +: ACC_BITS] = acc;
+    end
+  endgenerate
+
+  // ---- activation: thresholds, output register ----
+  wire [PE*OUT_BITS-1:0] result;
+  generate
+    if (N_THR > 0) begin : g_thr
+      reg [NFW-1:0] nf1;
+      wire [TW-1:0] thr_r;
+      always @(posedge clk)
+        if (issue) nf1 <= nf;
+      axe_rom #(.WIDTH(TW), .DEPTH(NF), .STYLE(THRESH_ROM_STYLE), .FILE(THRESH_FILE), .AW(NFW))
+        trom (.clk(clk), .en(en && v1 && last1), .addr(nf1), .data(thr_r));
+      for (p = 0; p < PE; p = p + 1) begin : g_cmp
+        wire [ACC_BITS-1:0] a = acc_all[p*ACC_BITS +: ACC_BITS];
+        wire [N_THR-1:0] ge;
+        for (s = 0; s < N_THR; s = s + 1) begin : g_ge
+          wire [TH_BITS-1:0] t = thr_r[(p*N_THR + s)*TH_BITS +: TH_BITS];
+          if (ACC_SIGNED != 0) begin : g_sc
+            assign ge[s] = $signed({a[ACC_BITS-1], a}) >= $signed(t);
+          end else begin : g_uc
+            assign ge[s] = {1'b0, a} >= t;
+          end
+        end
+        reg [OUT_BITS-1:0] count;
+        integer k;
+        always @* begin
+          count = {OUT_BITS{1'b0}};
+          for (k = 0; k < N_THR; k = k + 1) count = count + {{(OUT_BITS-1){1'b0}}, ge[k]};
+        end
+        assign result[p*OUT_BITS +: OUT_BITS] = count;
+      end
+    end else begin : g_raw
+      assign result = acc_all;
+    end
+  endgenerate
+
+  reg [PE*OUT_BITS-1:0] out_r;
+  always @(posedge clk) begin
+    if (!rst_n) out_valid_r <= 1'b0;
+    else if (en) out_valid_r <= v2;
+    if (en && v2) out_r <= result;
+  end
+  assign out_data = out_r;
+  assign out_valid = out_valid_r;
+
+`ifdef AXE_SIM_OVERFLOW
+  // Shadow accumulators: the exact partial sums, to flag any value the register cannot hold.
+  localparam signed [63:0] REG_MIN = (ACC_SIGNED != 0) ? -(64'sd1 <<< (ACC_BITS-1)) : 64'sd0;
+  localparam signed [63:0] REG_MAX = (ACC_SIGNED != 0) ? (64'sd1 <<< (ACC_BITS-1)) - 64'sd1
+                                                       : (64'sd1 <<< ACC_BITS) - 64'sd1;
+  reg signed [63:0] shadow [0:PE-1];
+  reg signed [63:0] next_sum [0:PE-1];
+  reg [PE-1:0] ovf_seen, next_ovf;
+  integer ovf_count, n_ovf, sp, ss;
+  initial ovf_count = 0;
+  always @* begin
+    n_ovf = 0;
+    for (sp = 0; sp < PE; sp = sp + 1) begin
+      next_sum[sp] = first1 ? 64'sd0 : shadow[sp];
+      for (ss = 0; ss < SIMD; ss = ss + 1)
+        next_sum[sp] = next_sum[sp]
+                     + {{(64-PROD_BITS){prod_all[(sp*SIMD + ss)*PROD_BITS + PROD_BITS-1]}},
+                        prod_all[(sp*SIMD + ss)*PROD_BITS +: PROD_BITS]};
+      next_ovf[sp] = next_sum[sp] < REG_MIN || next_sum[sp] > REG_MAX || (!first1 && ovf_seen[sp]);
+      if (last1 && next_ovf[sp]) n_ovf = n_ovf + 1;
+    end
+  end
+  always @(posedge clk) begin
+    if (rst_n && en && v1) begin
+      for (sp = 0; sp < PE; sp = sp + 1) shadow[sp] <= next_sum[sp];
+      ovf_seen <= next_ovf;
+      ovf_count <= ovf_count + n_ovf;
+    end
+  end
+`endif
+endmodule
+
+`default_nettype wire
