@@ -34,6 +34,21 @@ def summary_table(report: dict) -> str:
         lines.append(f"{l['name']:<10}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"
                      f"{l['input_datatype']:<8}{l['tile_size']:>4}  {l['accumulator_datatype']:<12}{rng:<22}"
                      f"{l['datatype_bound_bits']:>6}{l['exact_bits']:>6}  {'yes' if l['overflow_free'] else 'NO'}")
+    hw = report.get("hardware")
+    if hw and "layers" in hw:
+        lines.append(f"{'hw layer':<10}{'MW':>5}{'MH':>5}{'PE':>4}{'SIMD':>5}  {'accumulator':<12}{'cycles':>7}{'LUT':>7}{'FF':>6}{'BRAM18':>7}")
+        for l in hw["layers"]:
+            lines.append(f"{l['name']:<10}{l['MW']:>5}{l['MH']:>5}{l['PE']:>4}{l['SIMD']:>5}  {l['accumulator_datatype']:<12}"
+                         f"{l['cycles_estimated']:>7}{l.get('luts', '-'):>7}{l.get('ffs', '-'):>6}{l.get('brams', '-'):>7}")
+        sim = hw.get("rtl_sim")
+        if sim:
+            lines.append(f"rtl sim ({sim['simulator']}): {sim['bit_exact_vectors']}/{sim['vectors']} vectors bit-exact, "
+                         f"{sim['overflows']} overflows, interval {sim['cycles_measured']['interval']:.0f} cycles "
+                         f"(estimated {sim['cycles_estimated']})")
+        if "lut_ratio_vs_acc32" in hw:
+            lines.append(f"MVAU LUTs: {hw['synth']['mvau_luts']} vs {hw['synth_acc32']['mvau_luts']} with 32-bit "
+                         f"accumulators ({hw['lut_ratio_vs_acc32']:.2f}x) and {hw['synth_unconstrained']['mvau_luts']} "
+                         f"with the unconstrained widths ({hw['lut_ratio_vs_unconstrained']:.2f}x)")
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from qonnx.core.datatype import DataType
-from qonnx.custom_op.registry import getCustomOp
+from qonnx.util.basic import get_by_name
 
 ACCUMULATORS = Path(__file__).with_name("accumulators.json")
 
@@ -22,7 +22,7 @@ def check_accumulators(model, expected):
         raise RuntimeError(f"FINN graph has {len(mvaus)} MVAU nodes, the axe-deploy handoff "
                            f"annotates {len(expected)} layers: the graphs do not correspond")
     for node, layer in zip(mvaus, expected):
-        finn_dt = DataType[getCustomOp(node).get_nodeattr("accDataType")]
+        finn_dt = DataType[get_by_name(node.attribute, "accDataType").s.decode()]
         ours = DataType[layer["accumulator_datatype"]]
         if finn_dt.bitwidth() > ours.bitwidth():
             raise RuntimeError(f"{node.name} ({layer['name']}): FINN's accumulator {finn_dt.name} is "

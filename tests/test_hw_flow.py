@@ -1,0 +1,95 @@
+"""The default flow through the hardware steps: RTL simulated bit-exact, synthesized, handed off."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from axe_deploy import config
+from axe_deploy.cli import main
+from axe_deploy.flow import run_flow
+
+DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
+TOOLS = [t for t in ("verilator", "yosys") if shutil.which(t) is None]
+needs_tools = pytest.mark.skipif(bool(TOOLS), reason=f"missing {TOOLS}: run docker/install-system-tools.sh as root")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AXE_DEPLOY_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hw") / "digits_mlp"
+    cfg = config.load(DEFAULT, ["hardware.sim_vectors=24", "hardware.compare_widths=false",
+                                "hardware.target_cycles=4096"])
+    return out, run_flow(cfg, out, progress=lambda s: None)
+
+
+@needs_tools
+def test_rtl_is_bit_exact_with_annotated_widths(build):
+    out, report = build
+    hw = report["hardware"]
+    sim = hw["rtl_sim"]
+    assert sim["vectors"] == 24 and sim["bit_exact_vectors"] == 24 and sim["overflows"] == 0
+    assert sim["cycles_measured"]["interval"] == sim["cycles_estimated"] <= 4096
+    annotated = [l["accumulator_datatype"] for l in report["layers"]]
+    assert [l["accumulator_datatype"] for l in hw["layers"]] == annotated
+    for l in hw["layers"]:
+        assert l["MW"] % l["SIMD"] == 0 and l["MH"] % l["PE"] == 0
+        assert l["luts"] > 0 and l["ffs"] > 0
+    assert report["dataflow"]["executor_argmax_equal_onnxruntime"] == 1.0
+    assert (out / "rtl" / "axe_top.v").is_file()
+
+
+@needs_tools
+def test_finn_and_vivado_handoff_files(build):
+    out, report = build
+    finn = out / "finn"
+    folding = json.loads((finn / "folding_config.json").read_text())
+    hw = report["hardware"]["layers"]
+    assert [folding[f"MVAU_hls_{i}"]["PE"] for i in range(len(hw))] == [l["PE"] for l in hw]
+    assert [folding[f"MVAU_hls_{i}"]["SIMD"] for i in range(len(hw))] == [l["SIMD"] for l in hw]
+    cfg = json.loads((finn / "dataflow_build_config.json").read_text())
+    steps = cfg["steps"]
+    assert steps[0] == "step_qonnx_to_finn"
+    assert steps.index("axe_finn_steps.step_axe_check_accumulators") == steps.index("step_minimize_bit_width") + 1
+    acc = json.loads((finn / "accumulators.json").read_text())["layers"]
+    assert [a["accumulator_datatype"] for a in acc] == [l["accumulator_datatype"] for l in report["layers"]]
+    assert (finn / "model.onnx").read_bytes() == (out / "model.qonnx.onnx").read_bytes()
+    assert "synth_design" in (out / "vivado" / "build.tcl").read_text()
+    assert report["hardware"]["vivado"]["ran"] is (shutil.which("vivado") is not None)
+
+
+def test_finn_accumulator_check_step():
+    """The custom FINN step refuses an MVAU whose accDataType is wider than ours."""
+    from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from axe_deploy.handoff import axe_finn_steps
+
+    node = helper.make_node("MVAU", ["x"], ["y"], name="MVAU_hls_0", domain="qonnx.custom_op.general",
+                            accDataType="INT18")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [1, 4])],
+                              [helper.make_tensor_value_info("y", 1, [1, 4])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    with pytest.raises(RuntimeError, match="wider than the proven INT16"):
+        axe_finn_steps.check_accumulators(model, [{"name": "fc1", "accumulator_datatype": "INT16"}])
+    assert axe_finn_steps.check_accumulators(model, [{"name": "fc1", "accumulator_datatype": "INT18"}]) is model
+
+
+def test_folding_that_does_not_divide_is_refused(tmp_path):
+    out = tmp_path / "b"
+    result = CliRunner().invoke(main, ["run", str(DEFAULT), "--out", str(out),
+                                       "--set", 'hardware.folding.fc1={PE=3, SIMD=1}',
+                                       "--set", 'flow.steps=["build_models","quantize","export","annotate","lower","fold"]'])
+    assert result.exit_code != 0
+    assert "fc1" in result.output and "PE=3" in result.output and "divide" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
