@@ -37,9 +37,11 @@ def summary_table(report: dict) -> str:
     hw = report.get("hardware")
     if hw and "layers" in hw:
         lines.append(f"{'hw layer':<10}{'MW':>5}{'MH':>5}{'PE':>4}{'SIMD':>5}  {'accumulator':<12}{'cycles':>7}{'LUT':>7}{'FF':>6}{'BRAM18':>7}")
-        for l in hw["layers"]:
-            lines.append(f"{l['name']:<10}{l['MW']:>5}{l['MH']:>5}{l['PE']:>4}{l['SIMD']:>5}  {l['accumulator_datatype']:<12}"
-                         f"{l['cycles_estimated']:>7}{l.get('luts', '-'):>7}{l.get('ffs', '-'):>6}{l.get('brams', '-'):>7}")
+        for l in hw["layers"]:  # sliding-window and pool layers have no MW/MH/accumulator
+            c = {k: "-" if l.get(k) is None else l[k] for k in
+                 ("MW", "MH", "PE", "SIMD", "accumulator_datatype", "luts", "ffs", "brams")}
+            lines.append(f"{l['name']:<10}{c['MW']:>5}{c['MH']:>5}{c['PE']:>4}{c['SIMD']:>5}  {c['accumulator_datatype']:<12}"
+                         f"{l['cycles_estimated']:>7}{c['luts']:>7}{c['ffs']:>6}{c['brams']:>7}")
         sim = hw.get("rtl_sim")
         if sim:
             lines.append(f"rtl sim ({sim['simulator']}): {sim['bit_exact_vectors']}/{sim['vectors']} vectors bit-exact, "

@@ -8,22 +8,31 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.general import GiveReadableTensorNames, SortGraph
+from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy.dataflow.transforms import CheckDataflow, ConvertInputQuant, ConvertLayersToMVAU
-from axe_deploy.graph import PASS_THROUGH_OPS, GraphError, _attr
-from axe_deploy.hw.spec import MVAULayer
+from axe_deploy.dataflow.layout import (AbsorbTransposeIntoFlatten, AbsorbTransposeIntoInputQuant,
+                                        RemoveInverseTransposes)
+from axe_deploy.dataflow.transforms import (DOMAIN, HW_OPS, CheckDataflow, ConvertInputQuant, ConvertLayersToMVAU,
+                                            ConvertMaxPool)
+from axe_deploy.graph import GraphError, _attr
+from axe_deploy.hw.spec import Layer, MaxPoolLayer, MVAULayer, SlidingWindowLayer
 
 LOWERING = [
     ("convert_layers_to_mvau", ConvertLayersToMVAU),  # reads the input Quant's scale: first
     ("convert_input_quant", ConvertInputQuant),
+    ("convert_maxpool", ConvertMaxPool),              # needs integer inputs: after the two above
+    ("remove_inverse_transposes", RemoveInverseTransposes),
+    ("absorb_transpose_into_flatten", AbsorbTransposeIntoFlatten),
+    ("absorb_transpose_into_input_quant", AbsorbTransposeIntoInputQuant),
     ("check_dataflow", CheckDataflow),
 ]
 
 
 def lower(model: ModelWrapper) -> ModelWrapper:
-    """Annotated QONNX -> dataflow graph (InputQuant, MVAU, ChannelwiseAffine, shape ops)."""
+    """Annotated QONNX -> dataflow graph (InputQuant, ConvolutionInputGenerator, MVAU,
+    StreamingMaxPool, ChannelwiseAffine, shape ops), channels-last between its layers."""
     model = ModelWrapper(model.model.__deepcopy__())
-    model = model.transform(SortGraph())
+    model = model.transform(InferShapes()).transform(SortGraph())
     for _, transformation in LOWERING:
         model = model.transform(transformation())
     return model.transform(GiveReadableTensorNames())
@@ -33,54 +42,77 @@ def _init(model: ModelWrapper, name: str) -> np.ndarray:
     return model.get_initializer(name)
 
 
-def hw_layers(model: ModelWrapper) -> list[MVAULayer]:
-    """The MVAU nodes as hardware specs, in graph order, with their current PE/SIMD."""
-    layers = []
-    for node in model.graph.node:
-        if node.op_type != "MVAU":
-            continue
+def hardware_nodes(model: ModelWrapper) -> list:
+    """The nodes that become hardware layers, in stream order (CheckDataflow has checked
+    that nothing but Flatten/Reshape sits between them)."""
+    return [n for n in model.graph.node if n.domain == DOMAIN and n.op_type in HW_OPS]
+
+
+def _layer(model: ModelWrapper, node) -> Layer:
+    if node.op_type == "MVAU":
         acc = DataType[_attr(node, "accDataType")]
         inp = DataType[_attr(node, "inputDataType")]
         w = DataType[_attr(node, "weightDataType")]
         thresholds = _init(model, node.input[2]) if len(node.input) > 2 else None
-        layers.append(MVAULayer(
+        return MVAULayer(
             name=_attr(node, "layer_name"), MW=_attr(node, "MW"), MH=_attr(node, "MH"),
             SIMD=_attr(node, "SIMD"), PE=_attr(node, "PE"), input_bits=inp.bitwidth(),
             input_signed=inp.signed(), weight_bits=w.bitwidth(), acc_bits=acc.bitwidth(),
             acc_signed=acc.signed(), weights=_init(model, node.input[1]).T,
-            thresholds=thresholds, num_vectors=_attr(node, "numInputVectors")))
-    return layers
+            thresholds=thresholds, num_vectors=_attr(node, "numInputVectors"))
+    if node.op_type == "ConvolutionInputGenerator":
+        dt = DataType[_attr(node, "inputDataType")]
+        H, W = _attr(node, "IFMDim")
+        return SlidingWindowLayer(
+            name=_attr(node, "layer_name"), H=H, W=W, C=_attr(node, "IFMChannels"), K=_attr(node, "ConvKernelDim"),
+            SIMD=_attr(node, "SIMD"), bits=dt.bitwidth(), signed=dt.signed(), stride=_attr(node, "Stride"),
+            pad=_attr(node, "Padding"))
+    dt = DataType[_attr(node, "dataType")]
+    H, W = _attr(node, "ImgDim")
+    return MaxPoolLayer(name=_attr(node, "layer_name"), H=H, W=W, C=_attr(node, "NumChannels"),
+                        PE=_attr(node, "PE"), bits=dt.bitwidth(), signed=dt.signed())
 
 
-def set_folding(model: ModelWrapper, layers: list[MVAULayer]) -> None:
-    """Write the PE/SIMD of ``layers`` back into the MVAU nodes of the same names."""
+def hw_layers(model: ModelWrapper) -> list[Layer]:
+    """Every hardware layer (sliding window, MVAU, max-pool) as a spec, in stream order,
+    with its current folding: what write_rtl, simulate and synthesize take."""
+    return [_layer(model, node) for node in hardware_nodes(model)]
+
+
+def set_folding(model: ModelWrapper, layers: list[Layer]) -> None:
+    """Write the PE/SIMD of ``layers`` back into the dataflow nodes of the same names."""
     by_name = {l.name: l for l in layers}
-    for node in model.graph.node:
-        if node.op_type == "MVAU":
-            layer = by_name[_attr(node, "layer_name")]
-            for a in node.attribute:
-                if a.name in ("PE", "SIMD"):
-                    a.i = getattr(layer, a.name)
+    for node in hardware_nodes(model):
+        layer = by_name[_attr(node, "layer_name")]
+        for a in node.attribute:
+            if a.name in ("PE", "SIMD"):
+                a.i = getattr(layer, a.name)
 
 
 def execute_dataflow(model: ModelWrapper, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the dataflow graph on float inputs ``x``; integers stay int64 end to end.
-    Returns every tensor, the graph output under its name."""
-    specs = {l.name: l for l in hw_layers(model)}
+    """Run the dataflow graph on float inputs ``x`` (the graph input's layout, e.g. NCHW);
+    integers stay int64 end to end, image tensors channels-last [n, H, W, C]. Each
+    hardware layer runs its spec's ``reference`` on the flattened stream. Returns every
+    tensor, the graph output under its name."""
     ctx = {model.graph.input[0].name: np.asarray(x, dtype=np.float64)}
     for node in model.graph.node:
         a = ctx[node.input[0]]
-        if node.op_type == "InputQuant":
+        n = a.shape[0]
+        op = node.op_type if node.domain == DOMAIN else f"onnx.{node.op_type}"
+        if op == "InputQuant":
             out = np.clip(np.round(a / _attr(node, "scale")), _attr(node, "min"), _attr(node, "max")).astype(np.int64)
-        elif node.op_type == "MVAU":
-            layer = specs[_attr(node, "layer_name")]
-            out = layer.reference(a.reshape(a.shape[0], -1))
-        elif node.op_type == "ChannelwiseAffine":
+            perm = _attr(node, "perm")
+            out = out.transpose(perm) if perm is not None else out
+        elif op in HW_OPS:
+            layer = _layer(model, node)
+            rows = a.shape[1:-1] if op == "MVAU" else (layer.OH, layer.OW)
+            out = layer.reference(a.reshape(n, -1)).reshape(n, *rows, -1)
+        elif op == "ChannelwiseAffine":
             out = a * _init(model, node.input[1]).astype(np.float64) + _init(model, node.input[2]).astype(np.float64)
-        elif node.op_type in ("Reshape", "Flatten"):
-            out = a.reshape(a.shape[0], -1)
-        elif node.op_type in PASS_THROUGH_OPS:
-            raise GraphError(f"executor: {node.op_type} node '{node.name}' is not supported yet")
+        elif op == "onnx.Transpose":
+            out = a.transpose(_attr(node, "perm"))
+        elif op in ("onnx.Reshape", "onnx.Flatten"):
+            out = a.reshape(n, -1)
         else:
             raise GraphError(f"executor: node '{node.name}' ({node.op_type}, domain '{node.domain}') "
                              f"is not a dataflow node; lower the graph first")

@@ -9,11 +9,22 @@ the ``axe_deploy.dataflow`` domain, or a shape-only op. The nodes:
 - ``MVAU(x, W[MW, MH], T[MH, n])`` (FINN's attribute names): acc = x·W in the register
   ``accDataType`` (from the annotation), out = #{thresholds <= acc}, or acc itself with
   ``noActivation = 1``;
-- ``ChannelwiseAffine(acc, scale[MH], bias[MH])``: y = acc·scale + bias, the float output
-  of a last layer.
+- ``ChannelwiseAffine(acc, scale[MH], bias[MH])``: y = acc·scale + bias (along the last
+  axis), the float output of a last layer;
+- ``ConvolutionInputGenerator(x[n, H, W, C])`` (FINN's name; ``SlidingWindowLayer``):
+  the K×K windows of every output pixel in (kh, kw, c) order, [n, OH, OW, K·K·C], with
+  integer 0 in the ``Padding`` border;
+- ``StreamingMaxPool(x[n, H, W, C])``: 2×2 max-pool, stride 2, floor mode (``MaxPoolLayer``).
+
+Image tensors of the dataflow nodes are channels-last (NHWC). The conversions of Conv and
+MaxPool wrap their dataflow nodes in ``Transpose`` nodes to and from the graph's NCHW, so
+every intermediate graph computes the same function; the rewrites in
+:mod:`axe_deploy.dataflow.layout` then remove the transposes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from onnx import helper
@@ -27,12 +38,32 @@ from axe_deploy.dataflow.thresholds import layer_thresholds
 from axe_deploy.graph import PASS_THROUGH_OPS, GraphError, _attr, _quant_spec, quant_layers
 
 DOMAIN = "axe_deploy.dataflow"
-DATAFLOW_OPS = ("InputQuant", "MVAU", "ChannelwiseAffine")
+DATAFLOW_OPS = ("InputQuant", "MVAU", "ChannelwiseAffine", "ConvolutionInputGenerator", "StreamingMaxPool")
+HW_OPS = ("ConvolutionInputGenerator", "MVAU", "StreamingMaxPool")  # the accelerator's layers
+TO_NHWC = (0, 2, 3, 1)
+TO_NCHW = (0, 3, 1, 2)
 
 
 def _consumer(model: ModelWrapper, tensor: str, op_type: str):
     consumers = model.find_consumers(tensor) or []
     return consumers[0] if len(consumers) == 1 and consumers[0].op_type == op_type else None
+
+
+def _transpose(model: ModelWrapper, src: str, dst: str, perm: tuple, name: str):
+    """A Transpose node src -> dst; dst gets src's DataType (a transpose moves integers)."""
+    model.set_tensor_datatype(dst, model.get_tensor_datatype(src))
+    return helper.make_node("Transpose", [src], [dst], name=name, perm=list(perm))
+
+
+def _ints(node, name: str, default: list[int]) -> list[int]:
+    value = _attr(node, name, default)
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def module_name(node, fallback: str) -> str:
+    """The PyTorch module of an exported node: '/features/pool/MaxPool' gives 'features.pool'."""
+    parts = [p for p in node.name.split("/") if p]
+    return ".".join(parts[:-1]) or fallback
 
 
 def _remove_dead_nodes(model: ModelWrapper) -> None:
@@ -103,10 +134,56 @@ def _following_act_quant(model: ModelWrapper, node):
     return relu, act
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A square, equally strided and padded, undilated 2-D convolution on [n, C, H, W]."""
+
+    H: int
+    W: int
+    C: int
+    K: int
+    stride: int
+    pad: int
+
+    OH = property(lambda self: (self.H + 2 * self.pad - self.K) // self.stride + 1)
+    OW = property(lambda self: (self.W + 2 * self.pad - self.K) // self.stride + 1)
+
+    def channels_last_columns(self, q: np.ndarray) -> np.ndarray:
+        """Weight rows [M, C·K·K] in the graph's (c, kh, kw) order -> (kh, kw, c), the order
+        in which the sliding-window generator emits a window. A permutation of each row:
+        the exact accumulator range (and so the annotation) is unchanged."""
+        return q.reshape(len(q), self.C, self.K, self.K).transpose(0, 2, 3, 1).reshape(len(q), -1)
+
+
+def conv_geometry(model: ModelWrapper, node) -> ConvGeometry:
+    """The geometry of a Conv node, or a GraphError naming what the sliding-window
+    generator cannot do (it needs kh = kw, one stride and one padding for both axes,
+    stride <= K, padding < K, no dilation)."""
+    shape = model.get_tensor_shape(node.input[0])
+    kh, kw = _ints(node, "kernel_shape", [0, 0])
+    pads, strides = _ints(node, "pads", [0, 0, 0, 0]), _ints(node, "strides", [1, 1])
+    dilations = _ints(node, "dilations", [1, 1])
+    if shape is None or len(shape) != 4:
+        raise GraphError(f"Conv node '{node.name}': input shape {shape} is not [n, C, H, W]; "
+                         f"only 2-D convolutions are lowered")
+    if (kh != kw or len(set(pads)) != 1 or len(set(strides)) != 1 or set(dilations) != {1}
+            or _attr(node, "auto_pad", "NOTSET") != "NOTSET" or strides[0] > kh or pads[0] >= kh):
+        raise GraphError(f"Conv node '{node.name}': kernel {[kh, kw]}, strides {strides}, pads {pads}, "
+                         f"dilations {dilations}: the sliding-window generator needs a square kernel K, "
+                         f"one stride <= K and one padding < K on every side, and no dilation")
+    return ConvGeometry(H=shape[2], W=shape[3], C=shape[1], K=kh, stride=strides[0], pad=pads[0])
+
+
 class ConvertLayersToMVAU(Transformation):
-    """Each annotated Gemm/MatMul, with its bias, ReLU and next activation quantizer,
+    """Each annotated Gemm/MatMul/Conv, with its bias, ReLU and next activation quantizer,
     becomes one MVAU with exact integer thresholds; a layer with no quantizer after it
-    becomes an MVAU without activation followed by a ChannelwiseAffine."""
+    becomes an MVAU without activation followed by a ChannelwiseAffine.
+
+    A Conv becomes Transpose(to NHWC) -> ConvolutionInputGenerator -> MVAU (one vector per
+    output pixel, ``numInputVectors`` = OH·OW, weight columns in (kh, kw, c) order) ->
+    [ChannelwiseAffine] -> Transpose(to NCHW). Padding is the integer 0 made by the
+    generator; it equals the graph's zero padding because every Quant here has zero point
+    0 (graph.py refuses others), so it adds nothing to the accumulator."""
 
     def apply(self, model: ModelWrapper):
         for layer in reversed(quant_layers(model)):  # reversed: node indices stay valid
@@ -115,9 +192,6 @@ class ConvertLayersToMVAU(Transformation):
             if props is None:
                 raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
                                  f"accumulator annotation; run the annotate step first")
-            if node.op_type == "Conv":
-                raise GraphError(f"Conv node '{node.name}' ({layer.layer_name}): convolution lowering "
-                                 f"(sliding window + MVAU) is not supported by this flow yet")
             if props.get("tile_size", "0") != "0":
                 raise GraphError(f"layer '{layer.layer_name}': multi-stage accumulation (tile_size "
                                  f"{props['tile_size']}) has no MVAU datapath yet; set quant.tile_size = 0")
@@ -131,12 +205,27 @@ class ConvertLayersToMVAU(Transformation):
         s_w = layer.weight.scale.reshape(-1).astype(np.float64)
         bias = _bias(model, node, layer.M)
         relu, act = _following_act_quant(model, node)
-        common = dict(domain=DOMAIN, MW=layer.K, MH=layer.M, SIMD=1, PE=1, numInputVectors=1,
+        name, q, vectors = layer.layer_name, layer.q, 1
+        x_in, y_out = node.input[0], (act or node).output[0]
+        pre, post = [], []
+        if node.op_type == "Conv":
+            g = conv_geometry(model, node)
+            q, vectors = g.channels_last_columns(q), g.OH * g.OW
+            nhwc, win, y_out = (model.make_new_valueinfo_name() for _ in range(3))
+            pre = [_transpose(model, x_in, nhwc, TO_NHWC, f"Transpose_{name}_in"),
+                   helper.make_node("ConvolutionInputGenerator", [nhwc], [win], name=f"SWG_{name}",
+                                    domain=DOMAIN, layer_name=f"{name}_swg", IFMDim=[g.H, g.W],
+                                    IFMChannels=g.C, ConvKernelDim=g.K, Stride=g.stride, Padding=g.pad,
+                                    OFMDim=[g.OH, g.OW], SIMD=1, inputDataType=layer.input.datatype)]
+            model.set_tensor_datatype(win, DataType[layer.input.datatype])
+            post = [(y_out, (act or node).output[0])]
+            x_in = win
+        common = dict(domain=DOMAIN, MW=layer.K, MH=layer.M, SIMD=1, PE=1, numInputVectors=vectors,
                       inputDataType=layer.input.datatype, weightDataType=layer.weight.datatype,
                       accDataType=props["accumulator_datatype"], accRange=props["accumulator_range"],
-                      layer_name=layer.layer_name, mem_mode="internal_embedded", ActVal=0)
+                      layer_name=name, mem_mode="internal_embedded", ActVal=0)
         w_name = model.make_new_valueinfo_name()
-        model.set_initializer(w_name, layer.q.T.astype(np.int64).copy())
+        model.set_initializer(w_name, q.T.astype(np.int64).copy())
         pos = list(model.graph.node).index(node)
         if act is not None:
             a = _quant_spec(model, act)
@@ -145,22 +234,22 @@ class ConvertLayersToMVAU(Transformation):
                                  f"per-tensor, non-narrow activations become thresholds")
             t_name = model.make_new_valueinfo_name()
             model.set_initializer(t_name, layer_thresholds(s_x, s_w, float(a.scale.reshape(-1)[0]), bias, a.bits))
-            new = [helper.make_node("MVAU", [node.input[0], w_name, t_name], [act.output[0]],
-                                    name=f"MVAU_{layer.layer_name}", noActivation=0,
-                                    outputDataType=a.datatype, **common)]
-            model.set_tensor_datatype(act.output[0], DataType[a.datatype])
+            new = [helper.make_node("MVAU", [x_in, w_name, t_name], [y_out], name=f"MVAU_{name}",
+                                    noActivation=0, outputDataType=a.datatype, **common)]
+            model.set_tensor_datatype(y_out, DataType[a.datatype])
             removed = [node, relu, act]
         else:
             acc = model.make_new_valueinfo_name()
             s_name, b_name = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
             model.set_initializer(s_name, (s_x * s_w).astype(np.float32))
             model.set_initializer(b_name, bias.astype(np.float32))
-            new = [helper.make_node("MVAU", [node.input[0], w_name], [acc], name=f"MVAU_{layer.layer_name}",
+            new = [helper.make_node("MVAU", [x_in, w_name], [acc], name=f"MVAU_{name}",
                                     noActivation=1, outputDataType=props["accumulator_datatype"], **common),
-                   helper.make_node("ChannelwiseAffine", [acc, s_name, b_name], [node.output[0]],
-                                    name=f"ChannelwiseAffine_{layer.layer_name}", domain=DOMAIN)]
+                   helper.make_node("ChannelwiseAffine", [acc, s_name, b_name], [y_out],
+                                    name=f"ChannelwiseAffine_{name}", domain=DOMAIN)]
             model.set_tensor_datatype(acc, DataType[props["accumulator_datatype"]])
             removed = [node]
+        new = pre + new + [_transpose(model, src, dst, TO_NCHW, f"Transpose_{name}_out") for src, dst in post]
         for i, n in enumerate(new):
             model.graph.node.insert(pos + i, n)
         for n in removed:
@@ -168,13 +257,62 @@ class ConvertLayersToMVAU(Transformation):
                 model.graph.node.remove(n)
 
 
+class ConvertMaxPool(Transformation):
+    """Each 2×2, stride-2, unpadded MaxPool on an integer tensor becomes
+    Transpose(to NHWC) -> StreamingMaxPool -> Transpose(to NCHW). The input must already be
+    integer (the output of a dataflow node: run after ConvertLayersToMVAU and
+    ConvertInputQuant); the pool selects integers and keeps their DataType."""
+
+    def apply(self, model: ModelWrapper):
+        for i, node in enumerate(list(model.graph.node)):
+            if node.op_type != "MaxPool" or node.domain not in ("", "ai.onnx"):
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            dtype = model.get_tensor_datatype(node.input[0])
+            geometry = (_ints(node, "kernel_shape", []), _ints(node, "strides", [1, 1]),
+                        _ints(node, "pads", [0, 0, 0, 0]), _ints(node, "dilations", [1, 1]),
+                        _attr(node, "ceil_mode", 0), _attr(node, "auto_pad", "NOTSET"))
+            if geometry != ([2, 2], [2, 2], [0, 0, 0, 0], [1, 1], 0, "NOTSET") or len(node.output) > 1:
+                raise GraphError(f"MaxPool node '{node.name}': only a 2x2 max-pool with stride 2, no "
+                                 f"padding, floor mode and no indices output has a streaming module; "
+                                 f"got kernel, strides, pads, dilations, ceil_mode, auto_pad = {geometry}")
+            if shape is None or len(shape) != 4:
+                raise GraphError(f"MaxPool node '{node.name}': input shape {shape} is not [n, C, H, W]")
+            if not dtype.is_integer():
+                raise GraphError(f"MaxPool node '{node.name}': its input is {dtype.name}, not the integer "
+                                 f"output of a quantizer; put the max-pool after an activation "
+                                 f"quantizer (QuantReLU), where it selects integers")
+            name = module_name(node, f"maxpool{i}")
+            nhwc, pooled = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+            model.set_tensor_datatype(pooled, dtype)
+            new = [_transpose(model, node.input[0], nhwc, TO_NHWC, f"Transpose_{name}_in"),
+                   helper.make_node("StreamingMaxPool", [nhwc], [pooled], name=f"MaxPool_{name}",
+                                    domain=DOMAIN, layer_name=name, ImgDim=[shape[2], shape[3]],
+                                    NumChannels=shape[1], PE=1, dataType=dtype.name),
+                   _transpose(model, pooled, node.output[0], TO_NCHW, f"Transpose_{name}_out")]
+            pos = list(model.graph.node).index(node)
+            model.graph.node.remove(node)
+            for k, n in enumerate(new):
+                model.graph.node.insert(pos + k, n)
+        return model, False
+
+
 class CheckDataflow(Transformation):
-    """Every remaining node is a dataflow node or a shape-only op; errors name the rest."""
+    """Every remaining node is a dataflow node or a shape-only op, and the hardware layers
+    form one stream: between the first and the last of them only Flatten/Reshape (which
+    do not reorder a channels-last stream). Errors name the node."""
 
     def apply(self, model: ModelWrapper):
         for node in model.graph.node:
             if node.domain != DOMAIN and node.op_type not in PASS_THROUGH_OPS:
                 raise GraphError(f"node '{node.name}' ({node.op_type}) cannot be lowered to the dataflow "
-                                 f"accelerator; supported: quantized Gemm/MatMul with bias, ReLU and an "
-                                 f"unsigned activation quantizer, and {', '.join(PASS_THROUGH_OPS)}")
+                                 f"accelerator; supported: quantized Gemm/MatMul/Conv with bias, ReLU and an "
+                                 f"unsigned activation quantizer, 2x2 MaxPool after a quantizer, and "
+                                 f"{', '.join(PASS_THROUGH_OPS)}")
+        hw = [i for i, n in enumerate(model.graph.node) if n.domain == DOMAIN and n.op_type in HW_OPS]
+        for node in list(model.graph.node)[hw[0]:hw[-1]] if hw else []:
+            if not (node.domain == DOMAIN and node.op_type in HW_OPS) and node.op_type not in ("Flatten", "Reshape"):
+                raise GraphError(f"node '{node.name}' ({node.op_type}) sits between two hardware layers; "
+                                 f"the stream between them cannot be reordered or rescaled (a layout "
+                                 f"change that the channels-last rewrites could not remove?)")
         return model, False
