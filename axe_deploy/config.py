@@ -60,6 +60,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tile_size": Key(int, 0, help="multi-stage tile size T (0: one stage)", minimum=0),
         "bias_correction": Key(bool, False, help="shift biases by the mean output error"),
         "calibration_samples": Key(int, 1024, help="calibration samples from the training split", minimum=1),
+        "calibration_patches": Key(int, 0, help="conv layers: im2col patches sampled for the PTQ statistics "
+                                                "(0: every patch of every calibration sample)", minimum=0),
+        "options": Key(dict, {}, help="options for the PTQ core (axe_deploy.ptq.OPTIONS), e.g. "
+                                      "{rescale = false, centre = false} for AXE as published"),
         "layers": Key(dict, {}, help='per-layer settings: [quant.layers."<glob>"]'),
     },
     "validate": {

@@ -9,7 +9,7 @@ import torch
 
 from axe_deploy import accumulator
 from axe_deploy.ptq import LayerStats, quantize_from_stats, quantize_layer, smallest_feasible_bits
-from axe_deploy.ptq.axe import l1_ball_threshold
+from axe_deploy.ptq.axe import fit_factor, l1_ball_threshold, least_squares_gain
 from axe_deploy.ptq.rtn import round_stochastic
 from axe_deploy.ptq.spfq import align
 
@@ -129,6 +129,69 @@ def test_axe_gpfq_equals_scalar_budget_reference(signed, P, tile):
     assert lam.max() > 0  # the soft part is exercised
     np.testing.assert_array_equal(q.numpy(), axe_gpfq_reference(V, X, Xq, 7, P, x_min, x_max, lam, T))
     assert np.all(info.budget_use <= 1) and info.budget_use.max() > 0.9  # the hard part binds
+
+
+def test_centre_equals_the_walk_on_centred_inputs():
+    W, s, X, Xq = layer(M=5, K=45, seed=8)
+    P, x_min, x_max = 10, 0, 15
+    q, info = quantize_layer(W, s, X, Xq, algorithm="gpfq", accumulator_bits=P, centre=True, soft_scale=1.0,
+                             passes=0, **F64)
+    V = W / s[:, None]
+    c = V - V.mean(axis=1, keepdims=True)
+    lam = l1_ball_threshold(torch.tensor(c), (2.0**P - 2) / (x_max - x_min)).numpy()[:, None]
+    ref = axe_gpfq_reference(V, X - X.mean(axis=0), Xq - Xq.mean(axis=0), 7, P, x_min, x_max, lam, 45)
+    np.testing.assert_array_equal(q.numpy(), ref)
+    assert info.centred and torch.equal(info.scale, torch.tensor(s))
+    _, free = quantize_layer(W, s, X, Xq, algorithm="gpfq", centre=True, **F64)
+    assert not free.centred  # the AXE options act only with a binding P
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("tile", [None, 8])
+def test_fit_factor_fills_the_median_tile(signed, tile):
+    rng = np.random.default_rng(9)
+    v = torch.tensor(rng.standard_normal((7, 40)) * 8)
+    v[6] = 0
+    T = tile or 40
+    x_min, x_max = accumulator.input_bounds(4, signed)
+    c = fit_factor(v, torch.arange(40) // T, bits=9, x_min=x_min, x_max=x_max)
+    use = []  # fraction of the 9-bit register each tile's worst case takes at c = 1
+    for t0 in range(0, 40, T):
+        part = v[:, t0:t0 + T].numpy()
+        pos, neg = np.clip(part, 0, None).sum(1), np.clip(-part, 0, None).sum(1)
+        use.append(np.maximum((x_max * pos - x_min * neg) / 255, (x_max * neg - x_min * pos) / 256))
+    use = np.array(use)  # [tiles, rows]
+    np.testing.assert_allclose(c[:6].numpy() * np.median(use[:, :6], axis=0), 1.0, rtol=1e-12)
+    assert c[6] == 1 and torch.all(c[:6] < 1)
+
+
+def test_least_squares_gain_is_the_1d_optimum():
+    W, s, X, Xq = layer(M=4, K=20, seed=10)
+    st = LayerStats.from_data(X, Xq, dtype=torch.float64)
+    V = torch.tensor(W / s[:, None])
+    q = torch.round(V * 0.5)
+    q[3] = 0
+    g = least_squares_gain(q, V, st.H, st.G).numpy()
+    for m in range(3):
+        a, b = Xq @ q[m].numpy(), X @ V[m].numpy()
+        assert g[m] == pytest.approx(a @ b / (a @ a), rel=1e-9)
+    assert g[3] == 1.0
+
+
+def test_rescale_refits_the_scale_within_the_budget():
+    W, s, X, Xq = layer(M=8, K=60, n=300, seed=11)
+    P = 9
+    ref = X @ W.T
+    err = {}
+    for rescale in (False, True):
+        q, info = quantize_layer(W, s, X, Xq, algorithm="gpfq", accumulator_bits=P, rescale=rescale, **F64)
+        assert info.exact_bits <= P and np.all(info.budget_use <= 1)
+        err[rescale] = np.linalg.norm(ref - Xq @ (info.scale.numpy()[:, None] * q.numpy()).T)
+    st = LayerStats.from_data(X, Xq, dtype=torch.float64)
+    gain = least_squares_gain(q, torch.tensor(W / s[:, None]), st.H, st.G)
+    torch.testing.assert_close(info.scale, torch.tensor(s) * gain, rtol=1e-12, atol=0)
+    assert torch.all(info.scale > torch.tensor(s))  # shrunk integers, larger steps
+    assert err[True] < 0.8 * err[False]
 
 
 def test_l1_ball_threshold_projects_onto_the_ball():

@@ -36,11 +36,13 @@ def cases(draw, max_k=300, max_input_bits=8):
     P = draw(st.integers(smallest_feasible_bits(input_bits, signed), generous))
     algorithm = draw(st.sampled_from(ALGORITHMS))
     options = {}
+    if algorithm != "rtn":
+        options = dict(rescale=draw(st.booleans()), centre=draw(st.booleans()))
     if algorithm in ("gpfq", "optq"):
-        options = dict(act_order=draw(st.booleans()), passes=draw(st.integers(0, 2)),
+        options.update(act_order=draw(st.booleans()), passes=draw(st.integers(0, 2)),
                        soft_scale=draw(st.sampled_from([0.0, 1.0, 1.25, 3.0])))
     elif algorithm == "spfq":
-        options = dict(order=draw(st.integers(1, 3)))
+        options.update(order=draw(st.integers(1, 3)))
     return dict(K=K, M=draw(st.integers(1, 4)), tile=tile, input_bits=input_bits, signed=signed,
                 weight_bits=weight_bits, P=P, algorithm=algorithm, options=options,
                 dist=draw(st.sampled_from(["gaussian", "heavy", "sparse", "positive"])),
@@ -60,6 +62,7 @@ def run(c, n=48):
                              tile_size=c["tile"], seed=c["seed"], **c["options"])
     q = q.numpy()
     assert q.shape == W.shape and np.abs(q).max() <= L
+    assert info.scale.shape == (c["M"],) and bool(torch.all(torch.isfinite(info.scale) & (info.scale > 0)))
     return q, info, lo, hi
 
 

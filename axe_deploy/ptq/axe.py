@@ -12,6 +12,12 @@ Two parts, per output channel and per tile of T consecutive inputs (DESIGN.md §
 
 The hard part alone is what guarantees the width: every step keeps the exact range
 feasible, so the finished row is feasible for every input in [x_min, x_max].
+
+Rescaling (for callers that may change the per-channel scale): the walk follows c·w with
+the per-row c <= 1 at which the real-valued row just fits the budget (``fit_factor``), so
+the budget goes to every input in proportion instead of to the largest weights and the
+first columns, and the scale is then refitted by least squares (``least_squares_gain``):
+integers that fit the register, at the amplitude of the layer.
 """
 
 from __future__ import annotations
@@ -80,6 +86,38 @@ def soft_thresholds(v: torch.Tensor, tiles: torch.Tensor, radius: float) -> torc
     valid = (torch.arange(T)[None, :] < counts[:, None])[None]
     centred = torch.where(valid, padded - mean, torch.zeros_like(padded))
     return l1_ball_threshold(centred.reshape(M * n_tiles, T), radius).reshape(M, n_tiles)
+
+
+def fit_factor(v: torch.Tensor, tiles: torch.Tensor, *, bits: int, x_min: int, x_max: int) -> torch.Tensor:
+    """Per-row factor c in (0, 1] [M]: over the row's tiles, the median of the largest
+    c <= 1 at which the real-valued tile c·v keeps its worst case inside the signed
+    ``bits``-wide register, i.e. with S+ / S- the positive / negative mass of the tile,
+    c·(x_max·S+ − x_min·S-) <= 2^(P-1) − 1 and c·(x_max·S- − x_min·S+) <= 2^(P-1) (inputs
+    in [x_min, x_max], x_min <= 0 <= x_max). One scale serves all tiles of a row: the few
+    tiles heavier than the median are left to the soft shrinkage and the hard budget.
+    """
+    M, K = v.shape
+    n_tiles = int(tiles.max()) + 1
+    v = v.double()
+    pos = torch.zeros(M, n_tiles, dtype=torch.float64).index_add_(1, tiles, v.clamp_min(0))
+    neg = torch.zeros(M, n_tiles, dtype=torch.float64).index_add_(1, tiles, (-v).clamp_min(0))
+    hi = x_max * pos - x_min * neg
+    low = x_max * neg - x_min * pos
+    inf = torch.full_like(hi, float("inf"))
+    c = torch.minimum(torch.where(hi > 0, (2.0 ** (bits - 1) - 1) / hi, inf),
+                      torch.where(low > 0, 2.0 ** (bits - 1) / low, inf))
+    return c.median(dim=1).values.clamp_max(1.0)
+
+
+def least_squares_gain(q: torch.Tensor, v: torch.Tensor, H: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """Per-row g [M] (float64) minimising ||Xv − g·X̃q||² given H = X̃ᵀX̃ and G = X̃ᵀX:
+    g = qᵀGv / qᵀHq, and 1 where that is not a positive number (a zero row, or a q that
+    does not correlate with the target)."""
+    q = q.to(H.dtype)
+    num = ((q @ G) * v.to(H.dtype)).sum(dim=1).double()
+    den = ((q @ H) * q).sum(dim=1).double()
+    ok = (num > 0) & (den > 0)
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.ones_like(num))
 
 
 class RunningBudget:

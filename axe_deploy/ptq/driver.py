@@ -5,6 +5,11 @@ the float model and X̃ in the quantized model (whose earlier layers are already
 unfolds conv inputs into [n·OH·OW, C·kh·kw] patches (optionally a sampled subset), calls :func:`quantize_from_stats` with the
 layer's frozen Brevitas scales, and writes ``scale·q`` back so that the layer's
 quantizer reproduces q exactly. Per-layer settings come from glob patterns.
+
+Under AXE the driver lets the core rescale each row to the budget and writes the
+refitted per-channel scales into the quantizer's scale parameter (the integers, and so
+the accumulator guarantee, do not depend on them); layers with a bias get the centred
+objective and then bias correction (see docs/ptq.md).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from tqdm.auto import tqdm
 
 from axe_deploy.config import layer_values, match_layer
 
-from .layer import QuantInfo, quantize_from_stats
+from .layer import OPTIONS, QuantInfo, quantize_from_stats
 from .stats import LayerStats
 
 QUANT_LAYERS = (qnn.QuantLinear, qnn.QuantConv2d)
@@ -70,18 +75,25 @@ def plan_layers(model: torch.nn.Module, quant_cfg: dict) -> list[LayerPlan]:
     return plans
 
 
-def capture_input(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int = 512):
-    """The input of submodule ``name`` for ``x``: (values, bit width, signed) — bit width
-    and signedness are None when the input is not a QuantTensor."""
+def _seen(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int, output: bool) -> list:
+    """What submodule ``name`` receives (or returns, with ``output``) while ``model`` runs on ``x``."""
     module = model.get_submodule(name)
     seen = []
-    handle = module.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    handle = (module.register_forward_hook(lambda m, args, out: seen.append(out)) if output
+              else module.register_forward_pre_hook(lambda m, args: seen.append(args[0])))
     try:
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
                 model(x[i:i + batch_size])
     finally:
         handle.remove()
+    return seen
+
+
+def capture_input(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int = 512):
+    """The input of submodule ``name`` for ``x``: (values, bit width, signed) — bit width
+    and signedness are None when the input is not a QuantTensor."""
+    seen = _seen(model, name, x, batch_size, output=False)
     first = seen[0]
     if hasattr(first, "bit_width"):
         return (torch.cat([t.value for t in seen]), int(first.bit_width.item()), bool(first.signed))
@@ -105,6 +117,69 @@ def patch_rows(module: torch.nn.Module, n_rows: int, patches: int, seed: int):
         return slice(None)
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(n_rows, generator=gen)[:patches].sort().values
+
+
+@torch.no_grad()
+def scale_parameter(module: torch.nn.Module) -> torch.nn.Parameter | None:
+    """The parameter that holds ``module``'s per-channel weight scales (up to a constant
+    factor) when scaling it scales them in proportion, as Brevitas's PARAMETER_FROM_STATS
+    scaling in the zoo's models does; None otherwise (the scales then stay as they are)."""
+    impl = getattr(getattr(module.weight_quant, "tensor_quant", None), "scaling_impl", None)
+    value = getattr(impl, "value", None)
+    scale = module.quant_weight().scale.detach().reshape(-1).clone()
+    if not isinstance(value, torch.nn.Parameter) or value.numel() != scale.numel() or scale.numel() == 1:
+        return None
+    value.data *= 2  # a power of two: undone exactly below
+    doubled = module.quant_weight().scale.detach().reshape(-1)
+    value.data /= 2
+    return value if torch.allclose(doubled, 2 * scale) else None
+
+
+@torch.no_grad()
+def write_weights(module: torch.nn.Module, q: torch.Tensor, scale: torch.Tensor, name: str = "layer") -> None:
+    """Make ``module``'s quantized weight exactly scale[:, None]·q: the weight becomes s·q
+    on the quantizer's scales s, after moving its scale parameter to ``scale`` where they
+    differ (``info.scale`` of a rescaled layer)."""
+    current = module.quant_weight().scale.detach().reshape(-1)
+    if not torch.equal(scale.to(current.dtype), current):
+        param = scale_parameter(module)
+        if param is None:
+            raise ValueError(f"layer '{name}': option rescale needs per-channel weight scales held in a "
+                             f"parameter (Brevitas PARAMETER_FROM_STATS scaling); set quant.options.rescale = false")
+        param.data = (param.detach().reshape(-1) / current * scale.to(current.dtype)).reshape(param.shape)
+        current = module.quant_weight().scale.detach().reshape(-1)
+    module.weight.data = (current[:, None] * q.to(current.dtype)).reshape(module.weight.shape).to(module.weight.dtype)
+
+
+def core_options(plan: LayerPlan, quant_cfg: dict, *, rescale: bool, has_bias: bool) -> dict:
+    """Options for the PTQ core: under AXE, GPFQ / OPTQ / SPFQ rescale the weights to the
+    budget when the layer's scales can be refitted, and leave the mean output error to the
+    bias when there is one (the driver then corrects it). ``quant.options`` overrides them;
+    it is shared by all algorithms, so each layer takes the options its algorithm has."""
+    given = quant_cfg.get("options") or {}
+    known = set().union(*OPTIONS.values())
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"quant.options: unknown option(s) {unknown}; known: {', '.join(sorted(known))}")
+    options = {}
+    if plan.algorithm != "rtn":
+        options = {"rescale": rescale, "centre": has_bias}
+    options.update({k: v for k, v in given.items() if k in OPTIONS[plan.algorithm]})
+    if options.get("centre") and not has_bias:
+        raise ValueError(f"layer '{plan.name}': option centre needs a bias to absorb the mean output error")
+    return options
+
+
+@torch.no_grad()
+def correct_bias(float_model: torch.nn.Module, quant_model: torch.nn.Module, name: str, x: torch.Tensor) -> None:
+    """Shift the bias of layer ``name`` in ``quant_model`` by the mean, per output channel, of
+    its output error on ``x`` (float model's output minus the quantized model's)."""
+    module = quant_model.get_submodule(name)
+    out_f, out_q = (torch.cat([getattr(t, "value", t) for t in _seen(m, name, x, 512, output=True)])
+                    for m in (float_model, quant_model))
+    channel = 1 if isinstance(module, torch.nn.Conv2d) else -1
+    error = (out_f - out_q).movedim(channel, -1)
+    module.bias.data += error.reshape(-1, error.shape[-1]).mean(dim=0).to(module.bias.dtype)
 
 
 @torch.no_grad()
@@ -136,16 +211,14 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
             raise ValueError(f"layer '{plan.name}': the model was built with "
                              f"{int(mod_q.quant_weight().bit_width.item())}-bit weights, the plan asks "
                              f"for {plan.weight_bits}; build the model with the per-layer bits")
+        options = core_options(plan, quant_cfg, rescale=scale_parameter(mod_q) is not None,
+                               has_bias=mod_q.bias is not None)
         q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,
                                       input_signed=signed, algorithm=plan.algorithm,
                                       accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
-                                      seed=seed, name=plan.name)
-        mod_q.weight.data = (scale[:, None] * q.to(scale.dtype)).reshape(mod_q.weight.shape).to(mod_q.weight.dtype)
-        if quant_cfg.get("bias_correction") and mod_q.bias is not None:
-            x_f, _, _ = capture_input(float_model, plan.name, calib_x)
-            out_q = mod_q(x_q)
-            error = mod_f(x_f) - getattr(out_q, "value", out_q)
-            dims = [d for d in range(error.ndim) if d != 1] if error.ndim > 2 else [0]
-            mod_q.bias.data += error.mean(dim=dims)
+                                      seed=seed, name=plan.name, **options)
+        write_weights(mod_q, q, info.scale, plan.name)
+        if (quant_cfg.get("bias_correction") or info.centred) and mod_q.bias is not None:
+            correct_bias(float_model, quant_model, plan.name, calib_x)
         results[plan.name] = info
     return results

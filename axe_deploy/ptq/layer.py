@@ -26,13 +26,18 @@ ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
 #   propagate_shrinkage  OPTQ + AXE: feed the shrinkage forward too (False: as A2GPTQ)
 #   soft_scale           factor on AXE's l1-ball shrinkage (1: as the paper, 0: hard budget only)
 #   passes               AXE: budget re-spending sweeps after the walk (0: as the paper)
-# soft_scale, passes and propagate_shrinkage act only with a binding accumulator_bits.
+#   rescale              AXE: follow c·w, scaled to fit the budget, then refit the
+#                        per-channel scale (info.scale); the soft part acts on c·w
+#   centre               AXE: objective on centred inputs; the mean output error is left
+#                        for the caller to put into the bias (info.centred)
+# These AXE options act only with a binding accumulator_bits.
 OPTIONS = {
     "rtn": {"soft_scale": 1.0},
-    "gpfq": {"block_size": 128, "act_order": False, "soft_scale": 1.25, "passes": 1},
+    "gpfq": {"block_size": 128, "act_order": False, "soft_scale": 1.25, "passes": 1, "rescale": False,
+             "centre": False},
     "optq": {"percdamp": 0.01, "block_size": 128, "act_order": False, "soft_scale": 1.25,
-             "propagate_shrinkage": True, "passes": 1},
-    "spfq": {"order": 1, "block_size": 128, "soft_scale": 1.25},
+             "propagate_shrinkage": True, "passes": 1, "rescale": False, "centre": False},
+    "spfq": {"order": 1, "block_size": 128, "soft_scale": 1.25, "rescale": False, "centre": False},
 }
 
 
@@ -45,6 +50,9 @@ class QuantInfo:
     construction; None without a target P). ``tile_bits``: exact width of each tile's
     inner accumulator over all channels [n_tiles]. ``accumulator``: the layer's exact
     ranges and widths (inner ``exact_bits``, ``outer_bits``) from axe_deploy.accumulator.
+    ``scale``: per-channel scales [M] (float64) of the result, the layer's weight being
+    scale[:, None] * q: the given ones unless ``rescale`` refitted them. ``centred``: the
+    objective ignored the mean output error (option ``centre``), which a bias must absorb.
     """
 
     algorithm: str
@@ -59,6 +67,8 @@ class QuantInfo:
     budget_use: np.ndarray | None
     tile_bits: np.ndarray
     accumulator: accumulator.AccumulatorInfo = field(repr=False)
+    scale: torch.Tensor = field(repr=False)
+    centred: bool = False
 
     @property
     def exact_bits(self) -> int:
@@ -91,18 +101,29 @@ def _tile_bits(q: np.ndarray, x_min: int, x_max: int, tile_size: int | None, sig
     return np.array([accumulator.min_bits(l, h, signed) for l, h in zip(lo.min(axis=0), hi.max(axis=0))])
 
 
-def _run(algorithm, v, stats, L, constraint, opts, seed):
+def _objective(algorithm: str, stats: LayerStats, centre: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, G) of the objective ||Xw - X̃q||² (OPTQ: G = H, its objective is ||X̃(w - q)||²),
+    on inputs minus their means when ``centre``."""
+    H = stats.H
+    G = H if algorithm == "optq" else stats.G
+    if not centre:
+        return H, G
+    mq = stats.mean_q
+    Hc = (H.double() - torch.outer(mq, mq)).to(H.dtype)
+    if algorithm == "optq":
+        return Hc, Hc
+    return Hc, (G.double() - torch.outer(mq, stats.mean_f)).to(G.dtype)
+
+
+def _run(algorithm, v, H, G, L, constraint, opts, seed):
     if algorithm == "rtn":
         return rtn(v, L, constraint)
     if algorithm == "spfq":
-        return spfq(v, stats.H, stats.G, L, order=opts["order"], constraint=constraint,
+        return spfq(v, H, G, L, order=opts["order"], constraint=constraint,
                     block_size=opts["block_size"], generator=torch.Generator().manual_seed(seed))
-    H = stats.H
     if algorithm == "gpfq":
-        G = stats.G
         q = gpfq(v, H, G, L, constraint=constraint, block_size=opts["block_size"], act_order=opts["act_order"])
     else:
-        G = H  # OPTQ's objective is ||X̃(w - q)||²
         q = optq(v, H, L, constraint=constraint, percdamp=opts["percdamp"], block_size=opts["block_size"],
                  act_order=opts["act_order"], propagate_shrinkage=opts["propagate_shrinkage"])
     if constraint is not None and opts["passes"]:
@@ -117,7 +138,8 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     """Quantize float ``weight`` [M, K] with per-channel ``scale`` [M] from calibration ``stats``.
 
     Returns integer q (int64 [M, K], |q| <= 2^(weight_bits-1) - 1; the layer's weight
-    becomes scale[:, None] * q) and a QuantInfo. With ``accumulator_bits`` = P every row
+    becomes info.scale[:, None] * q, which is ``scale`` unless option ``rescale`` is on)
+    and a QuantInfo. With ``accumulator_bits`` = P every row
     (every tile of ``tile_size`` inputs) has an exact worst-case dot product, over all
     integer inputs of the ``input_bits`` range, that fits a signed P-bit register.
     ``stats`` may be None for ``rtn``. Raises ValueError on bad shapes, unknown
@@ -133,7 +155,7 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
         raise ValueError(f"{name}: weight has NaN or infinite entries")
     scale = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
     if scale.numel() == 1:
-        scale = scale.expand(M)
+        scale = scale.repeat(M)
     if scale.shape != (M,) or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
         raise ValueError(f"{name}: scale must be {M} positive finite per-channel values, got shape "
                          f"{tuple(scale.shape)}")
@@ -150,17 +172,29 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     dtype = stats.dtype if stats is not None else torch.float64
     v = (weight.to(torch.float64) / scale[:, None]).to(dtype)
 
-    constraint = None
+    x_min, x_max = accumulator.input_bounds(input_bits, input_signed)
     # At or above the data-type bound no choice of weights can overflow: nothing to constrain.
-    if accumulator_bits is not None and accumulator_bits < accumulator.datatype_bound_bits(
-            min(K, tile_size or K), input_bits, weight_bits, input_signed):
-        constraint = axe.Constraint(v, bits=accumulator_bits, input_bits=input_bits, input_signed=input_signed,
-                                    levels=L, tile_size=tile_size, soft_scale=opts["soft_scale"])
-    q = _run(algorithm, v, stats, L, constraint, opts, seed)
+    binding = accumulator_bits is not None and accumulator_bits < accumulator.datatype_bound_bits(
+        min(K, tile_size or K), input_bits, weight_bits, input_signed)
+    rescale, centre = (binding and opts.get(k, False) for k in ("rescale", "centre"))
+    H = G = None
+    if stats is not None and algorithm != "rtn":
+        H, G = _objective(algorithm, stats, centre)
+    target = v
+    if rescale:
+        target = v * axe.fit_factor(v, axe.tile_index(K, tile_size), bits=accumulator_bits, x_min=x_min,
+                                    x_max=x_max).to(v.dtype)[:, None]
+    constraint = None
+    if binding:
+        constraint = axe.Constraint(target, bits=accumulator_bits, input_bits=input_bits,
+                                    input_signed=input_signed, levels=L, tile_size=tile_size,
+                                    soft_scale=opts["soft_scale"])
+    q = _run(algorithm, target, H, G, L, constraint, opts, seed)
     q = q.round().to(torch.long)
+    if rescale:
+        scale = scale * axe.least_squares_gain(q, v, H, G)
 
     qn = q.numpy()
-    x_min, x_max = accumulator.input_bounds(input_bits, input_signed)
     acc = accumulator.analyze(qn, input_bits=input_bits, input_signed=input_signed,
                               weight_bits=weight_bits, tile_size=tile_size or 0)
     if accumulator_bits is not None and not accumulator.fits(acc.lo, acc.hi, accumulator_bits):
@@ -173,7 +207,8 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
         l1=np.abs(qn).sum(axis=1),
         budget_use=(None if accumulator_bits is None
                     else _budget_use(qn, accumulator_bits, x_min, x_max, tile_size)),
-        tile_bits=_tile_bits(qn, x_min, x_max, tile_size, acc.signed), accumulator=acc)
+        tile_bits=_tile_bits(qn, x_min, x_max, tile_size, acc.signed), accumulator=acc, scale=scale,
+        centred=centre)
     return q, info
 
 

@@ -1,7 +1,8 @@
 """Second-order calibration statistics of one layer, accumulated over batches.
 
 H = X̃ᵀX̃ and G = X̃ᵀX (X̃: inputs in the network whose earlier layers are quantized,
-X: the same inputs in the float network), both [K, K], divided by the sample count.
+X: the same inputs in the float network), both [K, K], divided by the sample count, and
+the column means of X̃ and X (for the centred objective, whose mean error a bias absorbs).
 GPFQ and SPFQ need both, OPTQ only H; the scaling by 1/n changes none of them.
 float32 by default (as Brevitas and the reference OPTQ): the algorithms' sweeps then run
 in float32 too, while AXE's budget is always kept exactly (axe.py).
@@ -21,10 +22,13 @@ class LayerStats:
         self.n = 0
         self._h = torch.zeros(K, K, dtype=dtype)
         self._g = torch.zeros(K, K, dtype=dtype) if cross else None
+        self._sum_q = torch.zeros(K, dtype=torch.float64)
+        self._sum_f = torch.zeros(K, dtype=torch.float64) if cross else None
 
     def update(self, x_float: torch.Tensor | None, x_quant: torch.Tensor) -> "LayerStats":
         xq = torch.as_tensor(x_quant).reshape(-1, self.K).to(self.dtype)
         self._h.addmm_(xq.T, xq)
+        self._sum_q += xq.sum(dim=0, dtype=torch.float64)
         if self._g is not None:
             if x_float is None:
                 raise ValueError("LayerStats(cross=True) needs x_float for G = X̃ᵀX")
@@ -32,6 +36,7 @@ class LayerStats:
             if xf.shape != xq.shape:
                 raise ValueError(f"x_float {tuple(xf.shape)} and x_quant {tuple(xq.shape)} differ in shape")
             self._g.addmm_(xq.T, xf)
+            self._sum_f += xf.sum(dim=0, dtype=torch.float64)
         self.n += xq.shape[0]
         return self
 
@@ -55,3 +60,17 @@ class LayerStats:
         if self._g is None:
             raise ValueError("G = X̃ᵀX was not collected: build LayerStats with cross=True")
         return self._g / self.n
+
+    @property
+    def mean_q(self) -> torch.Tensor:
+        """Column means of X̃ [K] (float64)."""
+        self._check()
+        return self._sum_q / self.n
+
+    @property
+    def mean_f(self) -> torch.Tensor:
+        """Column means of X [K] (float64)."""
+        self._check()
+        if self._sum_f is None:
+            raise ValueError("the means of X were not collected: build LayerStats with cross=True")
+        return self._sum_f / self.n
