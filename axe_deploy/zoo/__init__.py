@@ -71,3 +71,4 @@ def cache_dir() -> Path:
 
 
 from axe_deploy.zoo import digits  # noqa: E402,F401  (registers its models)
+from axe_deploy.zoo import digits_cnn  # noqa: E402,F401  (registers its models)
