@@ -29,13 +29,9 @@ STEPS = SOFTWARE_STEPS[:-1] + ["lower", "fold"] + (["rtl", "simulate"] if SIMULA
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AXE_DEPLOY_CACHE", str(tmp_path_factory.mktemp("cache")))
     out = tmp_path_factory.mktemp("cnn") / "digits_cnn"
     cfg = config.load(FLOW, ["flow.steps=" + json.dumps(STEPS), "hardware.sim_vectors=6"])
-    report = run_flow(cfg, out, progress=lambda s: None)
-    yield out, report
-    mp.undo()
+    return out, run_flow(cfg, out, progress=lambda s: None)
 
 
 def test_float_accuracy_and_runtimes_agree(build):

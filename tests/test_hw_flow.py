@@ -16,14 +16,6 @@ TOOLS = [t for t in ("verilator", "yosys") if shutil.which(t) is None]
 needs_tools = pytest.mark.skipif(bool(TOOLS), reason=f"missing {TOOLS}: run docker/install-system-tools.sh as root")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AXE_DEPLOY_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     out = tmp_path_factory.mktemp("hw") / "digits_mlp"
