@@ -76,11 +76,16 @@ def error_vs_n0(n0s, *, m: int, M: int, bits: int, seeds, algorithms=("rtn", "gp
                 per[a].append(relative_error(W, quantize(W, X, scale, bits, a, seed), X))
         for a in algorithms:
             errors[a].append(float(np.mean(per[a])))
-    fit = np.array(n0s) >= 4 * m
-    slopes = {a: float(np.polyfit(np.log(np.array(n0s)[fit]), np.log(np.array(errors[a])[fit]), 1)[0])
-              for a in algorithms}
+    n = np.array(n0s, dtype=float)
+    fit = n >= 4 * m
+
+    def slope(x, a):
+        return float(np.polyfit(np.log(x[fit]), np.log(np.array(errors[a])[fit]), 1)[0])
+
+    # The bounds are m·log(N0)/N0: against N0/log(N0) the slope should be -1 itself.
     return {"N0": list(n0s), "m": m, "M": M, "bits": bits, "seeds": list(seeds), "errors": errors,
-            "slope_fit_from_N0": 4 * m, "slopes": slopes}
+            "slope_fit_from_N0": 4 * m, "slopes": {a: slope(n, a) for a in algorithms},
+            "slopes_vs_N0_over_log_N0": {a: slope(n / np.log(n), a) for a in algorithms}}
 
 
 def bit_budget(ns, bit_list, *, m: int, M: int, delta: float, seeds, tol: float = 1e-3) -> dict:
@@ -126,7 +131,8 @@ def plot(result: dict, path: Path) -> None:
     a, b = result["error_vs_n0"], result["bit_budget"]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.3))
     for alg, errs in a["errors"].items():
-        ax[0].loglog(a["N0"], errs, "o-", label=f"{alg} (slope {a['slopes'][alg]:.2f})")
+        ax[0].loglog(a["N0"], errs, "o-", label=f"{alg} (slope {a['slopes'][alg]:.2f}; "
+                     f"{a['slopes_vs_N0_over_log_N0'][alg]:.2f} vs N0/log N0)")
     n0 = np.array(a["N0"], dtype=float)
     ref = a["errors"]["gpfq"][-1] * n0[-1] / n0
     ax[0].loglog(n0, ref, "k:", lw=1, label="∝ 1/N0")
@@ -139,7 +145,9 @@ def plot(result: dict, path: Path) -> None:
     ns = np.array(b["N"], dtype=float)
     ax[2].plot(np.log2(np.log2(ns)), [b["b_star"][str(n)] or np.nan for n in b["N"]], "o-",
                label=f"smallest b within {b['tol']:.1%} of ∞")
-    ax[2].set(xlabel="log2 log2 N", ylabel="bits", title="SPFQ: bits to reach the infinite alphabet")
+    ax[2].set(xlabel="log2 log2 N", ylabel="bits", title="SPFQ: bits to reach the infinite alphabet",
+              ylim=(min(b["bits"]), max(b["bits"])))
+    ax[2].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     for x in ax:
         x.grid(alpha=0.3, which="both")
         x.legend(fontsize=8)
@@ -158,7 +166,7 @@ def main() -> None:
     if args.quick:
         n0s, ns, seeds, ref_sizes = [32, 64, 128, 256], [64, 256], [0], [32]
     else:
-        n0s, ns, seeds, ref_sizes = [64, 128, 256, 512, 1024, 2048, 4096], [64, 256, 1024, 4096], [0, 1, 2], [64, 256]
+        n0s, ns, seeds, ref_sizes = [64, 128, 256, 512, 1024, 2048, 4096], [64, 256, 1024, 4096], range(5), [64, 256]
     m, M = (8, 4) if args.quick else (32, 8)
     result = {
         "reference_agreement": reference_check(ref_sizes, m=m, M=M, bits=3),
@@ -175,7 +183,8 @@ def main() -> None:
     print(f"{'N0':>6}" + "".join(f"{alg:>10}" for alg in a["errors"]))
     for i, n0 in enumerate(a["N0"]):
         print(f"{n0:>6}" + "".join(f"{a['errors'][alg][i]:>10.2e}" for alg in a["errors"]))
-    print("slope (N0 >= %d): " % a["slope_fit_from_N0"] + ", ".join(f"{k} {v:.2f}" for k, v in a["slopes"].items()))
+    print("slope (N0 >= %d): " % a["slope_fit_from_N0"] + ", ".join(f"{k} {v:.2f}" for k, v in a["slopes"].items())
+          + "; against N0/log N0: " + ", ".join(f"{k} {v:.2f}" for k, v in a["slopes_vs_N0_over_log_N0"].items()))
     print(f"SPFQ error(b)/error(inf), grid delta={b['delta']}:")
     print(f"{'N':>6}" + "".join(f"{'b=' + str(x):>8}" for x in b["bits"]) + "   b*  log2log2N")
     for n in b["N"]:

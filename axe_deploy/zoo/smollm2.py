@@ -9,8 +9,10 @@ by transformers on load.
 Every Linear in the decoder layers becomes ``InputQuantLinear``: a signed per-tensor input
 quantizer followed by a QuantLinear with per-channel weights (both Identity / Linear in
 the float model, so the two models share module names ``...q_proj.linear``). Embeddings,
-norms, attention products and the (tied) head stay float. Metric: perplexity on a fixed
-slice of held-out Shakespeare plays; calibration windows come from the training plays.
+norms, attention products and the (tied) head stay float. Before that, ``smooth`` moves
+the inputs' outlier channels into the weights (SmoothQuant, α = 0.5), in both models.
+Metric: perplexity on a fixed slice of held-out Shakespeare plays; calibration windows
+come from the training plays.
 
 ``llama-tiny`` is a 2-layer randomly initialised Llama on random token ids: no download,
 for tests. ``quantize_blockwise`` is the decoder-by-decoder PTQ walk that makes the
