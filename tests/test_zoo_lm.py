@@ -1,6 +1,7 @@
 """Language models of the zoo: the Shakespeare corpus, shakespeare-char, the Llama code path."""
 
 import io
+import json
 import math
 import runpy
 import subprocess
@@ -133,6 +134,23 @@ def test_llama_wrapping_names_and_input_bits():
     assert [int(m.act_quant.bit_width().item()) for m in inputs] == [6] + [8] * 13
 
 
+@torch.no_grad()
+def test_smooth_keeps_the_float_function_and_flattens_outlier_channels():
+    pytest.importorskip("transformers")
+    from axe_deploy.zoo import smollm2
+    model = smollm2.tiny_llama(0)
+    model.decoder_layers[0].input_layernorm.weight[3] = 30.0  # one outlier input channel
+    ids = torch.randint(0, 256, (4, 32), generator=torch.Generator().manual_seed(0))
+    seen = []
+    model.decoder_layers[0].self_attn.q_proj.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].abs().amax((0, 1))))
+    before = model(ids)
+    smollm2.smooth(model, ids)
+    torch.testing.assert_close(model(ids), before, atol=1e-5, rtol=1e-4)
+    spread = [x.max() / x.median() for x in (seen[0], seen[-1])]  # before, after (smooth runs it too)
+    assert spread[0] > 20 and spread[1] < spread[0] / 4
+
+
 @pytest.mark.parametrize("algorithm,P,T", [("optq", 14, 32), ("gpfq", 13, 16)])
 def test_llama_tiny_driver_keeps_every_tile_in_budget(algorithm, P, T):
     pytest.importorskip("transformers")
@@ -173,3 +191,7 @@ def test_benchmark_quick(script, args, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", [script, "--quick", "--out", str(tmp_path), *args])
     runpy.run_path(str(ROOT / "benchmarks" / script), run_name="__main__")
     assert any(tmp_path.glob("*.json")) and any(tmp_path.glob("*.png"))
+    if script == "path_following_claims.py":
+        result = json.loads((tmp_path / "claims.json").read_text())
+        assert set(result["reference_agreement"].values()) == {1.0}
+        assert result["error_vs_n0"]["slopes"]["gpfq"] < -0.5 < result["error_vs_n0"]["slopes"]["rtn"]
