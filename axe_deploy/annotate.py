@@ -19,8 +19,6 @@ from axe_deploy.config import match_layer
 from axe_deploy.graph import COMPUTE_OPS, GraphError, quant_layers
 
 PREFIX = "axe_deploy."
-KEYS = ("accumulator_datatype", "tile_size", "outer_accumulator_datatype", "accumulator_range",
-        "input_datatype", "weight_datatype")
 
 
 def _set_props(node, props: dict[str, str]) -> None:
