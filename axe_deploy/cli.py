@@ -111,20 +111,29 @@ def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides):
 
 
 def sweep_table(result: dict) -> str:
-    """Methods as rows, P as columns, mean metric over seeds (± spread when several)."""
+    """Methods as rows, P as columns, mean metric over seeds (± standard deviation when
+    several), then the smallest P within 1% of the unconstrained metric per AXE method."""
     import numpy as np
     rows: dict[tuple, dict] = {}
     for p in result["points"]:
         rows.setdefault((p["method"], p["T"]), {}).setdefault(p["P"], []).append(p["metric"])
     ps = sorted({P for r in rows.values() for P in r})
+    width = 16 if any(len(v) > 1 for r in rows.values() for v in r.values()) else 9
     lines = [f"{result['model']}: {result['metric_name']} (float {result['float_metric']:.4f})",
-             f"{'method':<14}" + "".join(f"{P:>8}" for P in ps)]
+             f"{'method':<20}" + "".join(f"{P:>{width}}" for P in ps)]
     for (method, T), by_p in rows.items():
         cells = []
         for P in ps:
             vals = [v for v in by_p.get(P, []) if v is not None]
-            cells.append(f"{np.mean(vals):>8.4f}" if vals else f"{'-':>8}")
-        lines.append(f"{method + (f' T={T}' if T else ''):<14}" + "".join(cells))
+            cell = f"{np.mean(vals):.4g}" + (f"±{np.std(vals):.2g}" if len(vals) > 1 else "") if vals else "-"
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"{method + (f' T={T}' if T else ''):<20}" + "".join(cells))
+    for row in result.get("summary", []):
+        naive = (row["naive_P_within"] if row["naive_P_within"] is not None
+                 else f"> {row['naive_needs_more_than']}" if "naive_needs_more_than" in row else "not run")
+        tile = f" T={row['T']}" if row["T"] else ""
+        lines.append(f"{row['method']}{tile}: within 1% of unconstrained "
+                     f"({row['unconstrained']:.4g}) from P = {row['P_within']}; naive needs {naive}")
     return "\n".join(lines)
 
 

@@ -5,10 +5,11 @@ and scores it on the test split; points are appended to ``sweep.json`` as they f
 so an interrupted sweep resumes where it stopped. Methods:
 
 - ``rtn``, ``gpfq``, ``optq``, ``spfq``: unconstrained (the ceiling); one point each per
-  seed, whose P is the widest exact accumulator the quantized model needs;
+  seed, whose P is the widest exact accumulator the quantized model needs; GPFQ and OPTQ
+  get the coordinate-descent pass that AXE runs (option ``passes``), so the ceiling is fair;
 - ``axe-<algorithm>``: the same with AXE at target P (guaranteed by construction);
 - ``naive``: round-to-nearest after lowering input, activation and weight bits until
-  every layer's data-type bound fits P;
+  every layer's data-type bound (per tile of T inputs when T > 0) fits P;
 - ``brevitas-a2gpfq``, ``brevitas-a2gptq``: Brevitas 0.13.4's own accumulator-aware
   GPFQ/GPTQ (``brevitas_examples.common.axe``) on the same calibrated model and data.
   Brevitas assumes full-range weights; the point records the exact width its weights need
@@ -51,20 +52,28 @@ def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed
                      seed=seed, calibration_samples=q["calibration_samples"])
 
 
-def _layer_k(model) -> list[int]:
-    return [model.get_submodule(n).weight[0].numel() for n in quant_layer_names(model)]
+def _layer_inputs(bundle) -> list[tuple[int, bool]]:
+    """(K, input signed) of every quantized layer, in order."""
+    model = bundle.quant_model
+    return [(model.get_submodule(n).weight[0].numel(), capture_input(model, n, bundle.calib_x[:2])[2])
+            for n in quant_layer_names(model)]
 
 
-def naive_bits(K: list[int], P: int, weight_bits: int, act_bits: int, input_bits: int) -> tuple[int, int, int] | None:
-    """Largest (weight, activation, input) bits, lowering the widest first, at which every
-    layer's data-type bound fits P (the first layer sees the input, the rest activations)."""
+def naive_bits(layers: list[tuple[int, bool]], P: int, weight_bits: int, act_bits: int, input_bits: int,
+               tile_size: int = 0) -> tuple[int, int, int] | None:
+    """(weight, activation, input) bits at which every layer's data-type bound, over its K
+    inputs (or a tile of ``tile_size``) of their signedness, fits P; the first layer sees
+    the input, the rest activations. Lowers, one bit at a time, the widest of the types
+    that a layer still over P uses (weights at least 2 bits, the others 1); None when
+    nothing fits."""
     w, a, i = weight_bits, act_bits, input_bits
 
-    def fits():
-        return all(accumulator.datatype_bound_bits(k, i if j == 0 else a, w, False) <= P for j, k in enumerate(K))
+    def failing():
+        return [j for j, (k, signed) in enumerate(layers)
+                if accumulator.datatype_bound_bits(min(k, tile_size or k), i if j == 0 else a, w, signed) > P]
 
-    while not fits():
-        options = [(i, "i"), (a, "a"), (w, "w")]
+    while bad := failing():
+        options = [(w, "w")] + [(i, "i")] * (0 in bad) + [(a, "a")] * (max(bad) > 0)
         options = [(v, n) for v, n in options if v > (2 if n == "w" else 1)]
         if not options:
             return None
@@ -107,7 +116,7 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     bits = (q["weight_bits"], q["act_bits"], q["input_bits"])
     if method == "naive":
         probe = _bundle(cfg, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2], seed=seed)
-        found = naive_bits(_layer_k(probe.quant_model), P, *bits)
+        found = naive_bits(_layer_inputs(probe), P, *bits, tile_size=T)
         if found is None:
             return {"method": method, "P": P, "T": T, "seed": seed, "metric": None,
                     "seconds": time.perf_counter() - start, "note": "no bit widths fit P"}
@@ -117,6 +126,9 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
                 accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T if method.startswith("axe-") else 0)
+    if method in UNCONSTRAINED:
+        # the same coordinate-descent pass AXE gets, so the ceiling is a fair one
+        qcfg["options"] = {"passes": 1, **(q.get("options") or {})}
     if method in BREVITAS:
         brevitas_axe(bundle.quant_model, bundle.calib_x, method, P, T)
         need = exact_bits(bundle.quant_model, bundle.calib_x, T)
@@ -155,8 +167,7 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
             if method in UNCONSTRAINED:
                 jobs.append((method, None, 0, seed))
             else:
-                jobs += [(method, P, T if method != "naive" else 0, seed) for P in bits
-                         for T in (tiles if method != "naive" else [0])]
+                jobs += [(method, P, T, seed) for P in bits for T in tiles]
     jobs = list(dict.fromkeys(jobs))
     for method, P, T, seed in tqdm(jobs, desc="sweep", unit="point", disable=not progress):
         if (method, P, T, seed) in done:
@@ -165,8 +176,55 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
         point["P_requested"] = P
         result["points"].append(point)
         path.write_text(json.dumps(result, indent=2) + "\n")
+    result["summary"] = summary(result)
+    path.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out / "sweep.png")
     return result
+
+
+def _mean_by(result: dict, method: str, T: int | None = None) -> dict[int, float]:
+    """Mean metric over seeds per P of ``method`` (at tile ``T`` if given); None when any seed failed."""
+    by_p: dict[int, list] = {}
+    for p in result["points"]:
+        if p["method"] == method and (T is None or p["T"] == T):
+            by_p.setdefault(p["P"], []).append(p["metric"])
+    return {P: (None if None in v else float(np.mean(v))) for P, v in sorted(by_p.items())}
+
+
+def smallest_p_within(means: dict[int, float], threshold: float, higher_is_better: bool) -> int | None:
+    """Smallest swept P from which on every larger swept P meets ``threshold``."""
+    def good(v):
+        return v is not None and (v >= threshold if higher_is_better else v <= threshold)
+    found = None
+    for P in sorted(means, reverse=True):
+        if not good(means[P]):
+            break
+        found = P
+    return found
+
+
+def summary(result: dict, tolerance: float = 0.01) -> list[dict]:
+    """For every AXE method and T: the smallest P within ``tolerance`` (relative) of its
+    unconstrained algorithm's mean metric, the P the naive baseline needs for the same
+    quality (one stage, or the same T), and the difference in bits."""
+    hib = result["higher_is_better"]
+    rows = []
+    for method, T in sorted({(p["method"], p["T"]) for p in result["points"] if p["method"].startswith("axe-")}):
+        ceiling = [p["metric"] for p in result["points"] if p["method"] == method.removeprefix("axe-")]
+        if not ceiling:
+            continue
+        reference = float(np.mean(ceiling))
+        threshold = reference * (1 - tolerance if hib else 1 + tolerance)
+        axe_p = smallest_p_within(_mean_by(result, method, T), threshold, hib)
+        naive_p = smallest_p_within(_mean_by(result, "naive", T), threshold, hib)
+        row = {"method": method, "T": T, "unconstrained": reference, "threshold": threshold,
+               "P_within": axe_p, "naive_P_within": naive_p,
+               "bits_saved": None if axe_p is None or naive_p is None else naive_p - axe_p}
+        naive_ps = _mean_by(result, "naive", T)
+        if naive_p is None and naive_ps:
+            row["naive_needs_more_than"] = max(naive_ps)  # not reached in the swept range
+        rows.append(row)
+    return rows
 
 
 def plot(result: dict, path: Path) -> None:

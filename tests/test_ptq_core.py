@@ -263,6 +263,21 @@ def test_axe_respend_improves_the_objective_and_keeps_the_budget():
     assert np.all(errs[1] <= errs[0] + 1e-9) and errs[1].sum() < errs[0].sum()
 
 
+@pytest.mark.parametrize("alg", ["gpfq", "optq"])
+def test_unconstrained_descent_is_opt_in_and_never_worse(alg):
+    W, s, X, Xq = layer(M=8, K=60, n=300, seed=6)
+    ref = X @ W.T
+    plain, info = quantize_layer(W, s, X, Xq, algorithm=alg, **F64)
+    assert info.options["passes"] is None
+    explicit0, _ = quantize_layer(W, s, X, Xq, algorithm=alg, passes=0, **F64)
+    assert torch.equal(plain, explicit0)  # the default leaves the published algorithm alone
+    polished, _ = quantize_layer(W, s, X, Xq, algorithm=alg, passes=1, **F64)
+    assert polished.abs().max() <= 2 ** (KW["weight_bits"] - 1) - 1
+    err = {k: np.linalg.norm((ref if alg == "gpfq" else Xq @ W.T) - Xq @ (s[:, None] * q.numpy()).T, axis=0)
+           for k, q in (("plain", plain), ("polished", polished))}
+    assert np.all(err["polished"] <= err["plain"] + 1e-9) and err["polished"].sum() < err["plain"].sum()
+
+
 def test_record_and_multi_stage_widths():
     W, s, X, Xq = layer(M=4, K=64, seed=7)
     q, info = quantize_layer(W, s, X, Xq, algorithm="optq", accumulator_bits=9, tile_size=16, **KW)

@@ -204,7 +204,23 @@ class Constraint:
         self.budget.spend(col, q.double(), sign=-1)
 
 
-def respend(q: torch.Tensor, v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, constraint: Constraint,
+class Levels:
+    """The ``Constraint`` interface with no budget: only the weight alphabet [-L, L]."""
+
+    def __init__(self, levels: int):
+        self.levels = float(levels)
+
+    def project(self, arg: torch.Tensor, col: int, soft: bool = False) -> torch.Tensor:
+        return torch.clamp(arg.double(), -self.levels, self.levels)
+
+    def spend(self, col: int, q: torch.Tensor):
+        pass
+
+    def refund(self, col: int, q: torch.Tensor):
+        pass
+
+
+def respend(q: torch.Tensor, v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, constraint: Constraint | Levels,
             passes: int = 1, block_size: int = 128) -> torch.Tensor:
     """Re-spend the budget: ``passes`` sweeps of exact integer coordinate descent on
     ||Xw - X̃q||² (OPTQ: G = H), each column re-chosen within what the budget allows
@@ -213,6 +229,7 @@ def respend(q: torch.Tensor, v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, 
     The walk with shrinkage leaves budget unused where it shrank more than needed;
     each coordinate step picks the nearest integer to the 1-D minimiser inside the
     feasible interval, so the objective never increases and the range stays feasible.
+    With ``Levels`` it is the same descent for an unconstrained layer (a fair baseline).
     """
     d = torch.diagonal(H).clone()
     d[d == 0] = 1

@@ -25,7 +25,9 @@ ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
 #   order                SPFQ order r (r - 1 alignment sweeps)
 #   propagate_shrinkage  OPTQ + AXE: feed the shrinkage forward too (False: as A2GPTQ)
 #   soft_scale           factor on AXE's l1-ball shrinkage (1: as the paper, 0: hard budget only)
-#   passes               AXE: budget re-spending sweeps after the walk (0: as the paper)
+#   passes               sweeps of exact coordinate descent after the walk, re-spending
+#                        AXE's budget (0: as the papers); None: 1 under a binding budget,
+#                        0 without one, so plain GPFQ/OPTQ stay the published algorithms
 #   rescale              AXE: follow c·w, scaled to fit the budget, then refit the
 #                        per-channel scale (info.scale); the soft part acts on c·w
 #   centre               AXE: objective on centred inputs; the mean output error is left
@@ -33,10 +35,10 @@ ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
 # These AXE options act only with a binding accumulator_bits.
 OPTIONS = {
     "rtn": {"soft_scale": 1.0},
-    "gpfq": {"block_size": 128, "act_order": False, "soft_scale": 1.25, "passes": 1, "rescale": False,
+    "gpfq": {"block_size": 128, "act_order": False, "soft_scale": 1.25, "passes": None, "rescale": False,
              "centre": False},
     "optq": {"percdamp": 0.01, "block_size": 128, "act_order": False, "soft_scale": 1.25,
-             "propagate_shrinkage": True, "passes": 1, "rescale": False, "centre": False},
+             "propagate_shrinkage": True, "passes": None, "rescale": False, "centre": False},
     "spfq": {"order": 1, "block_size": 128, "soft_scale": 1.25, "rescale": False, "centre": False},
 }
 
@@ -126,8 +128,9 @@ def _run(algorithm, v, H, G, L, constraint, opts, seed):
     else:
         q = optq(v, H, L, constraint=constraint, percdamp=opts["percdamp"], block_size=opts["block_size"],
                  act_order=opts["act_order"], propagate_shrinkage=opts["propagate_shrinkage"])
-    if constraint is not None and opts["passes"]:
-        q = axe.respend(q, v, H, G, constraint, passes=opts["passes"], block_size=opts["block_size"])
+    passes = opts["passes"] if opts["passes"] is not None else int(constraint is not None)
+    if passes:
+        q = axe.respend(q, v, H, G, constraint or axe.Levels(L), passes=passes, block_size=opts["block_size"])
     return q
 
 
