@@ -155,11 +155,15 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     path = out / "sweep.json"
     result = json.loads(path.read_text()) if path.is_file() else None
     if result is None or result.get("model") != cfg["model"]["name"]:
-        bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
-                         input_bits=cfg["quant"]["input_bits"], seed=seeds[0])
-        result = {"model": cfg["model"]["name"], "metric_name": bundle.metric_name,
-                  "higher_is_better": bundle.higher_is_better,
-                  "float_metric": bundle.evaluate(bundle.float_model), "points": []}
+        result = {"model": cfg["model"]["name"], "points": []}
+    floats = result.setdefault("float_metrics", {})
+    for seed in seeds:  # the float model of every seed (digits and LMs are trained per seed)
+        if str(seed) not in floats:
+            bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
+                             input_bits=cfg["quant"]["input_bits"], seed=seed)
+            result.update(metric_name=bundle.metric_name, higher_is_better=bundle.higher_is_better)
+            floats[str(seed)] = bundle.evaluate(bundle.float_model)
+    result["float_metric"] = float(np.mean(list(floats.values())))
     done = {(p["method"], p.get("P_requested", p["P"]), p["T"], p["seed"]) for p in result["points"]}
     jobs = []
     for method in methods:

@@ -6,6 +6,12 @@ exact kernel). Stratified 70/30 split, accuracy averaged over seeds of the rando
 features. Equal-bits baseline: round-to-nearest with as many features as the bits that
 Sigma-Delta r = 2 stores.
 
+Paired comparison (lower noise): at m = 987 (where the methods differ) and at the largest
+m, over 10 stratified 70/30 splits (gamma and C again by 5-fold CV of the exact kernel on
+each training part, never on the test part; random features seeded by the split), the
+per-split accuracy differences Sigma-Delta r = 2 - round at equal bits and beta - round
+(same m, same bits) with their mean, standard error and wins/ties/losses.
+
     python benchmarks/noise_rff_svm.py [--quick] [--out build/bench/noise]
 """
 
@@ -43,14 +49,51 @@ def accuracy(est, Xtr, ytr, Xte, yte, C) -> float:
     return 100.0 * SVC(kernel="precomputed", C=C).fit(Ftr @ Ftr.T, ytr).score(Fte @ Ftr.T, yte)
 
 
+def exact_svc(Xtr, ytr, Xte, yte):
+    """gamma and C by 5-fold CV of the exact RBF SVC on the training part; its test accuracy."""
+    cv = GridSearchCV(SVC(kernel="rbf"), {"gamma": [0.02, 0.05, 0.1, 0.2], "C": [1, 10, 100]}, cv=5).fit(Xtr, ytr)
+    return cv.best_params_["gamma"], cv.best_params_["C"], 100.0 * cv.best_estimator_.score(Xte, yte)
+
+
+def paired(X, y, grid, splits) -> dict:
+    """Per-split accuracy differences (see the module doc), for each (m, lambda) and bits."""
+    out = {}
+    for split in tqdm(range(splits), desc="paired splits"):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=split, stratify=y)
+        gamma, C, exact = exact_svc(Xtr, ytr, Xte, yte)
+        for m, block in grid:
+            for bits in (1, 2):
+                def acc(m_used, **kw):
+                    est = QuantizedRFF(m_used, gamma=gamma, random_state=split, bits=bits, **kw)
+                    return accuracy(est, Xtr, ytr, Xte, yte, C), est.bits_per_vector
+
+                sd, sd_bits = acc(m, quantizer="sigma_delta", order=2, block=block)
+                beta, _ = acc(m, quantizer="beta", block=block)
+                rnd, _ = acc(m, quantizer="round")
+                rnd_eq, _ = acc(sd_bits // bits, quantizer="round")
+                rec = out.setdefault(f"m={m} {bits}b", dict(m=m, block=block, bits=bits, exact=[], sd=[], beta=[],
+                                                              round=[], round_at_sd_bits=[], sd_bits=sd_bits))
+                for key, val in (("exact", exact), ("sd", sd), ("beta", beta), ("round", rnd), ("round_at_sd_bits", rnd_eq)):
+                    rec[key].append(val)
+    for rec in out.values():
+        for name, a, b in (("sd_minus_round_at_equal_bits", "sd", "round_at_sd_bits"), ("beta_minus_round", "beta", "round")):
+            diff = np.subtract(rec[a], rec[b])
+            rec[name] = dict(mean=float(diff.mean()), sem=float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else None,
+                             wins=int((diff > 0).sum()), ties=int((diff == 0).sum()), losses=int((diff < 0).sum()))
+        for name in ("sd", "beta"):
+            gap = np.subtract(rec["exact"], rec[name])
+            rec[f"{name}_gap_to_exact"] = dict(mean=float(gap.mean()), sem=float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else None)
+    return out
+
+
 def main():
     args = parse_args(__doc__.splitlines()[0])
     grid, seeds = (GRID[:2], 1) if args.quick else (GRID, 3)
+    paired_grid, splits = ([GRID[0]], 2) if args.quick else ([GRID[2], GRID[-1]], 10)
     X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.3, random_state=0, stratify=y)
-    cv = GridSearchCV(SVC(kernel="rbf"), {"gamma": [0.02, 0.05, 0.1, 0.2], "C": [1, 10, 100]}, cv=5).fit(Xtr, ytr)
-    gamma, C = cv.best_params_["gamma"], cv.best_params_["C"]
-    exact = 100.0 * cv.best_estimator_.score(Xte, yte)
+    X = X / 16.0
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    gamma, C, exact = exact_svc(Xtr, ytr, Xte, yte)
     print(f"exact RBF SVC: gamma={gamma}, C={C}, test accuracy {exact:.2f}%  (paper: 99.17%)")
 
     rows = []
@@ -89,6 +132,24 @@ def main():
         checks[f"SD r=2 {bits}b beats round at equal bits (m={last['m']})"] = dict(margin=margin, met=margin > 0)
         margin = last["beta"]["acc"] - last["round"]["acc"]  # beta stores m*b bits, as round does
         checks[f"beta {bits}b beats round at equal bits (m={last['m']})"] = dict(margin=margin, met=margin > 0)
+    pairs = paired(X, y, paired_grid, splits)
+    print(f"\npaired over {splits} stratified splits: mean difference (points) +- standard error, wins/ties/losses")
+    for key, rec in pairs.items():
+        cells = []
+        for name in ("sd_minus_round_at_equal_bits", "beta_minus_round"):
+            d = rec[name]
+            sem = f" +- {d['sem']:.2f}" if d["sem"] is not None else ""
+            cells.append(f"{name} {d['mean']:+.2f}{sem} ({d['wins']}/{d['ties']}/{d['losses']})")
+        gaps = ", ".join(f"{n} gap to exact {rec[f'{n}_gap_to_exact']['mean']:.2f}" for n in ("sd", "beta"))
+        print(f"{key:>12s} [SD r=2 {rec['sd_bits']} bits]: " + "; ".join(cells) + f"; {gaps}")
+        last = key == f"m={paired_grid[-1][0]} {rec['bits']}b"
+        if last:
+            for name, label in (("sd_minus_round_at_equal_bits", "SD r=2"), ("beta_minus_round", "beta")):
+                d = rec[name]
+                # "beats" only if the mean paired difference is positive by more than 2 standard errors
+                met = d["sem"] is not None and d["mean"] > 2 * d["sem"]
+                checks[f"{label} {rec['bits']}b beats round at equal bits, paired over {splits} splits (m={rec['m']})"] = dict(
+                    margin=d["mean"], sem=d["sem"] if d["sem"] is not None else float("nan"), met=met)
     print()
     for k, v in checks.items():
         print(f"{verdict(v['met']):8s} {k}: " + ", ".join(f"{a} {b:+.2f}" for a, b in v.items() if a != "met"))
@@ -107,7 +168,7 @@ def main():
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    payload = dict(gamma=gamma, C=C, seeds=seeds, exact_accuracy=exact, rows=rows, checks=checks)
+    payload = dict(gamma=gamma, C=C, seeds=seeds, exact_accuracy=exact, rows=rows, paired=pairs, checks=checks)
     write(args.out, "noise_rff_svm", payload, fig)
 
 

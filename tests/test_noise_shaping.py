@@ -327,6 +327,47 @@ def test_embedding_codes_distances_and_storage():
     assert sign.bits_per_vector == 4000
 
 
+def test_embedding_input_scale_by_hand():
+    X = np.random.default_rng(10).normal(size=(6, 16))
+    R = np.linalg.norm(X, axis=1).max()
+    tail = BinaryEmbedding(n_bits=100, order=1, block=10, random_state=0).fit(X)
+    # kappa = Phi^-1(1 - 1/(2m)) = Phi^-1(0.995) for m = 100
+    assert tail.kappa_ == pytest.approx(2.5758293035489, rel=1e-9)
+    assert tail.input_scale_ == pytest.approx(1.0 / (2.5758293035489 * R), rel=1e-9)
+    fixed = BinaryEmbedding(n_bits=100, order=1, block=10, random_state=0, scale=2).fit(X)
+    assert fixed.kappa_ == 2.0 and fixed.input_scale_ == pytest.approx(1.0 / (2.0 * R))
+    peak = BinaryEmbedding(n_bits=100, order=1, block=10, random_state=0, scale="max").fit(X)
+    assert peak.kappa_ is None
+    assert peak.input_scale_ == pytest.approx(1.0 / np.abs(peak.project(X)).max())
+    # with hadamard, |H D x| = |x| (zero padding to 32), so the same R applies
+    had = BinaryEmbedding(n_bits=100, order=1, block=10, hadamard=True, random_state=0).fit(X[:, :13])
+    assert had.input_scale_ == pytest.approx(1.0 / (2.5758293035489 * np.linalg.norm(X[:, :13], axis=1).max()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(1e-3, 1e4), st.sampled_from([1, 2, 3]), st.integers(0, 3))
+def test_embedding_clips_so_state_stays_bounded(blowup, order, seed):
+    # inputs far larger than those seen in fit are clipped into [-1, 1]: the codes are those
+    # of the clipped projections and the Sigma-Delta state keeps its worst-case bound
+    X = np.random.default_rng(seed).normal(size=(5, 12))
+    est = BinaryEmbedding(n_bits=63, order=order, block=7, random_state=seed).fit(X)
+    Z = blowup * np.random.default_rng(seed + 1).normal(size=(4, 12))
+    y = np.clip(est.project(Z) * est.input_scale_, -1.0, 1.0)
+    codes, u = sigma_delta(y, order, 1, return_state=True)
+    np.testing.assert_array_equal(est.transform(Z), codes)
+    assert np.abs(u).max() <= sigma_delta_rule(order, 1).state_bound + EPS
+
+
+def test_embedding_tail_scale_beats_max_scale_for_first_order():
+    # with the largest |A x| mapped to 1, typical inputs use a small part of the range and the
+    # first-order block error is large next to the signal; the Gaussian-tail scale fixes that
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, 256))
+    errs = {sc: np.mean([_mape(BinaryEmbedding(4096, order=1, scale=sc, random_state=s), X) for s in (0, 1)])
+            for sc in ("tail", "max")}
+    assert errs["tail"] < 0.85 * errs["max"]
+
+
 def test_fwht_is_the_orthonormal_hadamard_transform():
     x = np.random.default_rng(10).normal(size=(3, 16))
     np.testing.assert_allclose(fwht(x), x @ hadamard(16).T / 4, atol=1e-12)
@@ -400,6 +441,9 @@ def test_rff_none_quantizer_has_no_codes():
         ({"density": 0.0}, r"density must be 'auto' or a number in \(0, 1\], got 0\.0"),
         ({"density": "dense"}, r"density must be 'auto' or a number in \(0, 1\]"),
         ({"hadamard": "yes"}, r"hadamard must be True or False"),
+        ({"scale": "quantile"}, r"scale must be 'tail', 'max' or a positive number kappa, got 'quantile'"),
+        ({"scale": 0.0}, r"scale must be 'tail', 'max' or a positive number kappa, got 0\.0"),
+        ({"scale": True}, r"scale must be 'tail', 'max' or a positive number kappa"),
         ({"n_bits": 100, "order": 2, "block": 4}, r"block must divide m = 100 and be r\*\(t-1\)\+1 for order r = 2"),
     ],
 )

@@ -3,12 +3,20 @@
 A is m x n with i.i.d. entries Bernoulli(s) * N(0, 1/s) (E A_ij^2 = 1), stored sparse, so
 A x costs about s m n operations; with hadamard=True the data first go through x -> H D x
 (random signs D, orthonormal Walsh-Hadamard H, n padded to a power of two), which spreads
-sparse vectors out at O(n log n) per vector. The projections are scaled into [-1, 1] by the
-largest |A x| seen in fit (later inputs are clipped there, which keeps the state bounded),
-quantized by 1-bit Sigma-Delta of order r, and ||x - y||_2 is estimated by
+sparse vectors out at O(n log n) per vector. The projections are scaled into [-1, 1] and
+clipped there (which keeps the state bounded for every input), quantized by 1-bit
+Sigma-Delta of order r, and ||x - y||_2 is estimated by
 ||V (q_x - q_y)||_1 / (mu kappa) with V = sqrt(pi/2)/p (I_p (x) v)/||v||_2.
 order=0 is the baseline x -> sign(A x); its Hamming distance gives the angle
 theta = pi * hamming / m, and `distance` returns 2 sin(theta/2) = ||x/|x| - y/|y|||_2.
+
+Input scale. (A x)_i has variance ||x||_2^2 (E A_ij^2 = 1, and H D is orthonormal), so the
+default scale="tail" maps kappa R to the edge of the range, R = the largest ||x||_2 in fit
+and kappa = Phi^-1(1 - 1/(2m)) the Gaussian tail point that the m projections of a vector
+of norm R exceed about once in all (the paper's assumption ||A x||_inf <= mu for each x,
+by the union bound over its m coordinates). scale="max" (the largest |A x| over all fit
+data: hardly any clipping, but typical inputs use a fifth of the range, so the shaped
+error is larger relative to the signal) and a number kappa are the alternatives.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.spatial.distance import pdist, squareform
+from scipy.stats import norm
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -62,19 +71,25 @@ class BinaryEmbedding(TransformerMixin, BaseEstimator):
         (~ lambda^-(r-1/2)) shrink together. Not used by order 0.
     hadamard : apply x -> H D x before A (for data that is not well spread).
     random_state : seed for A (and D).
+    scale : how projections are mapped into the quantizer's range [-1, 1] (inputs beyond it
+        are clipped, so the state stays bounded whatever the data): "tail" (default),
+        kappa R -> 1 with R = max ||x||_2 over the fit data and kappa = Phi^-1(1 - 1/(2m));
+        a positive number: that kappa; "max": max |A x| over the fit data -> 1.
 
     Attributes (after fit): A_ (sparse float32 m x n'), signs_ (D or None), n_padded_, v_, mu_,
-    input_scale_ (1 / max |A x| over the fit data), bits_per_vector (storage of the
-    condensed codes that `distance` needs; m for order 0).
+    kappa_ (None for scale="max"), input_scale_ (the factor applied to A x before clipping),
+    bits_per_vector (storage of the condensed codes that `distance` needs; m for order 0).
     """
 
-    def __init__(self, n_bits=1024, density="auto", order=1, block=None, hadamard=False, random_state=None):
+    def __init__(self, n_bits=1024, density="auto", order=1, block=None, hadamard=False, random_state=None,
+                 scale="tail"):
         self.n_bits = n_bits
         self.density = density
         self.order = order
         self.block = block
         self.hadamard = hadamard
         self.random_state = random_state
+        self.scale = scale
 
     def _check_params(self, n_features: int) -> float:
         m = self.n_bits
@@ -85,6 +100,11 @@ class BinaryEmbedding(TransformerMixin, BaseEstimator):
             raise ValueError(f"block applies only to order 1..{qz.MAX_ORDER}, got block={self.block!r} with order=0")
         if not isinstance(self.hadamard, (bool, np.bool_)):
             raise ValueError(f"hadamard must be True or False, got {self.hadamard!r}")
+        k = self.scale
+        if not (isinstance(k, str) and k in ("tail", "max")) and (
+            isinstance(k, (bool, str)) or not isinstance(k, (int, float, np.number)) or not 0 < k < np.inf
+        ):
+            raise ValueError(f"scale must be 'tail', 'max' or a positive number kappa, got {self.scale!r}")
         if isinstance(self.density, str) and self.density == "auto":
             return min(1.0, 1.0 / np.sqrt(n_features))
         s = self.density
@@ -123,7 +143,12 @@ class BinaryEmbedding(TransformerMixin, BaseEstimator):
             self.v_ = dec.sigma_delta_vector(self.order, self.block_)
             self.mu_ = qz.sigma_delta_rule(self.order, 1).mu
         self.n_features_in_, self.density_ = n, density
-        peak = np.abs(self.project(X)).max()
+        if isinstance(self.scale, str) and self.scale == "max":
+            self.kappa_ = None
+            peak = float(np.abs(self.project(X)).max())
+        else:
+            self.kappa_ = float(norm.isf(0.5 / m)) if isinstance(self.scale, str) else float(self.scale)
+            peak = self.kappa_ * float(np.linalg.norm(X, axis=1).max())  # |H D x| = |x|
         if not peak > 0:
             raise ValueError("cannot set the input scale: A x = 0 for every row of X (all-zero data?)")
         self.input_scale_ = 1.0 / peak
