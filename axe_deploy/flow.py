@@ -24,7 +24,7 @@ from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_ann
 from axe_deploy.config import FlowConfigError, layer_values
 from axe_deploy.export import export_model
 from axe_deploy.graph import quant_layers
-from axe_deploy.ptq.driver import calibrate, quantize_model
+from axe_deploy.ptq.driver import calibrate
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -60,12 +60,11 @@ def step_quantize(state: BuildState, cfg: dict) -> BuildState:
     b, q = state.bundle, cfg["quant"]
     calibrate(b.quant_model, b.calib_x)
     unconstrained_model = copy.deepcopy(b.quant_model)
-    state.ptq = quantize_model(b.float_model, b.quant_model, b.calib_x, q, seed=cfg["flow"]["seed"])
+    state.ptq = b.quantize(q, seed=cfg["flow"]["seed"])
     if q["accumulator_bits"] or layer_values(q, "accumulator_bits"):
         free = dict(q, accumulator_bits=0, layers={p: {k: v for k, v in s.items() if k != "accumulator_bits"}
                                                    for p, s in q["layers"].items()})
-        infos = quantize_model(b.float_model, unconstrained_model, b.calib_x, free,
-                               seed=cfg["flow"]["seed"], progress=False)
+        infos = b.quantize(free, model=unconstrained_model, seed=cfg["flow"]["seed"], progress=False)
     else:
         infos = state.ptq
     state.unconstrained_bits = {name: info.exact_bits for name, info in infos.items() if info is not None}

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from axe_deploy import accumulator, zoo
-from axe_deploy.ptq.driver import calibrate, capture_input, quant_layer_names, quantize_model
+from axe_deploy.ptq.driver import calibrate, capture_input, quant_layer_names
 
 UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
 BREVITAS = ("brevitas-a2gpfq", "brevitas-a2gptq")
@@ -82,21 +82,6 @@ def naive_bits(layers: list[tuple[int, bool]], P: int, weight_bits: int, act_bit
     return w, a, i
 
 
-@torch.no_grad()
-def brevitas_axe(model: torch.nn.Module, calib_x: torch.Tensor, method: str, P: int, T: int,
-                 batch_size: int = 256) -> None:
-    """Brevitas's A2GPFQ / A2GPTQ over a calibrated model, in place."""
-    from brevitas_examples.common.axe import a2gpfq_mode, a2gptq_mode
-
-    mode = a2gpfq_mode if method == "brevitas-a2gpfq" else a2gptq_mode
-    with mode(model, use_quant_activations=True, max_accumulator_bit_width=P,
-              max_accumulator_tile_size=T or None) as gpxq:
-        for _ in range(gpxq.num_layers):
-            for i in range(0, len(calib_x), batch_size):
-                gpxq.model(calib_x[i:i + batch_size])
-            gpxq.update()
-
-
 def exact_bits(model: torch.nn.Module, calib_x: torch.Tensor, tile_size: int = 0) -> int:
     """Widest exact (inner, per tile when T > 0) accumulator any layer of ``model`` needs."""
     widest = 0
@@ -125,16 +110,15 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     calibrate(bundle.quant_model, bundle.calib_x)
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
-                accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T if method.startswith("axe-") else 0)
+                accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T)
     if method in UNCONSTRAINED:
         # the same coordinate-descent pass AXE gets, so the ceiling is a fair one
         qcfg["options"] = {"passes": 1, **(q.get("options") or {})}
     if method in BREVITAS:
-        brevitas_axe(bundle.quant_model, bundle.calib_x, method, P, T)
+        bundle.brevitas_axe(method.removeprefix("brevitas-"), P, T)
         need = exact_bits(bundle.quant_model, bundle.calib_x, T)
     else:
-        infos = quantize_model(bundle.float_model, bundle.quant_model, bundle.calib_x, qcfg, seed=seed,
-                               progress=False)
+        infos = bundle.quantize(qcfg, seed=seed, progress=False)
         need = max(i.exact_bits for i in infos.values() if i is not None)
     point = {"method": method, "P": P if P is not None else need, "T": T, "seed": seed,
              "metric": bundle.evaluate(bundle.quant_model), "seconds": round(time.perf_counter() - start, 3),

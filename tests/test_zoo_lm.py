@@ -184,6 +184,31 @@ def test_blockwise_equals_driver_for_rtn_and_keeps_tiles():
     assert math.isfinite(c.evaluate(c.quant_model))
 
 
+def test_sweep_on_llama_tiny_goes_decoder_by_decoder(monkeypatch):
+    """The sweep reaches the bundle's block-wise PTQ and block-wise Brevitas, never the
+    whole-model ones, and gives the unconstrained ceiling the coordinate-descent pass."""
+    pytest.importorskip("transformers")
+    from axe_deploy import config, sweep
+    from axe_deploy.ptq import driver
+    from axe_deploy.zoo import smollm2
+
+    def whole_model(*a, **k):
+        raise AssertionError("the whole-model driver ran")
+
+    monkeypatch.setattr(driver, "quantize_model", whole_model)
+    seen = []
+    blockwise = smollm2.quantize_blockwise
+    monkeypatch.setattr(smollm2, "quantize_blockwise",
+                        lambda *a, **k: seen.append(a[3].get("options")) or blockwise(*a, **k))
+    cfg = config.load(ROOT / "flows" / "smollm2_135m.toml", ["model.name=llama-tiny", "quant.calibration_samples=512"])
+    axe = sweep.run_point(cfg, "axe-optq", 12, 16, 0)
+    assert axe["exact_bits"] <= 12 and math.isfinite(axe["metric"])
+    free = sweep.run_point(cfg, "optq", None, 0, 0)
+    assert free["P"] == free["exact_bits"] > 12 and seen[-1] == {"passes": 1}
+    brev = sweep.run_point(cfg, "brevitas-a2gptq", 12, 16, 0)
+    assert brev["fits"] == (brev["exact_bits"] <= 12) and math.isfinite(brev["metric"])
+
+
 @pytest.mark.parametrize("script,args", [("path_following_claims.py", []), ("smollm2_axe.py", ["--threads", "1"])])
 def test_benchmark_quick(script, args, tmp_path, monkeypatch):
     if script == "smollm2_axe.py":

@@ -222,3 +222,21 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
             correct_bias(float_model, quant_model, plan.name, calib_x)
         results[plan.name] = info
     return results
+
+
+@torch.no_grad()
+def brevitas_axe(model: torch.nn.Module, batches, method: str, P: int, T: int) -> None:
+    """Brevitas 0.13.4's own ``a2gpfq`` / ``a2gptq`` (``brevitas_examples.common.axe``) on a
+    calibrated ``model``, in place: max accumulator ``P`` bits per tile of ``T`` inputs (0: one
+    stage). ``batches`` is a list of (args, kwargs) to call ``model`` with, every pass."""
+    from brevitas_examples.common.axe import a2gpfq_mode, a2gptq_mode
+
+    modes = {"a2gpfq": a2gpfq_mode, "a2gptq": a2gptq_mode}
+    if method not in modes:
+        raise ValueError(f"unknown Brevitas method {method!r}; use one of {', '.join(modes)}")
+    with modes[method](model, use_quant_activations=True, max_accumulator_bit_width=P,
+                       max_accumulator_tile_size=T or None) as gpxq:
+        for _ in range(gpxq.num_layers):
+            for args, kwargs in batches:
+                gpxq.model(*args, **kwargs)
+            gpxq.update()

@@ -25,6 +25,10 @@ class ModelBundle:
     calibrated. ``evaluate(model)`` scores either model on the test data; by default the
     accuracy of the argmax of ``model(test_x)`` against ``test_y`` (a language model
     passes its own, e.g. perplexity with ``higher_is_better=False``).
+    ``quantize(quant_cfg)`` runs the project's PTQ on ``quant_model`` (the whole-model
+    driver unless the builder passes a faster ``quantize_fn`` with the same contract);
+    ``brevitas_axe(method, P, T)`` runs Brevitas's own A2GPFQ/A2GPTQ on the calibrated
+    ``quant_model`` (the whole model at once unless the builder passes ``brevitas_fn``).
     """
 
     name: str
@@ -37,12 +41,32 @@ class ModelBundle:
     metric_name: str = "accuracy"
     higher_is_better: bool = True
     evaluate_fn: Callable[[torch.nn.Module], float] | None = None
+    quantize_fn: Callable[..., dict] | None = None  # (model, quant_cfg, *, seed, progress)
+    brevitas_fn: Callable[[str, int, int], None] | None = None
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
         if self.evaluate_fn is not None:
             return float(self.evaluate_fn(model))
         return float((model(self.test_x).argmax(1) == self.test_y).float().mean())
+
+    def quantize(self, quant_cfg: dict, *, model: torch.nn.Module | None = None, seed: int = 0,
+                 progress: bool = True) -> dict:
+        """PTQ of ``model`` (default ``quant_model``, a copy of it otherwise) with the flow's
+        [quant] table: {layer name: QuantInfo, or None for a skipped layer}."""
+        model = self.quant_model if model is None else model
+        if self.quantize_fn is not None:
+            return self.quantize_fn(model, quant_cfg, seed=seed, progress=progress)
+        from axe_deploy.ptq.driver import quantize_model
+        return quantize_model(self.float_model, model, self.calib_x, quant_cfg, seed=seed, progress=progress)
+
+    def brevitas_axe(self, method: str, P: int, T: int, batch_size: int = 256) -> None:
+        """Brevitas's ``a2gpfq`` / ``a2gptq`` on the calibrated ``quant_model``, in place."""
+        if self.brevitas_fn is not None:
+            return self.brevitas_fn(method, P, T)
+        from axe_deploy.ptq.driver import brevitas_axe
+        batches = [((self.calib_x[i:i + batch_size],), {}) for i in range(0, len(self.calib_x), batch_size)]
+        brevitas_axe(self.quant_model, batches, method, P, T)
 
 
 def register(name: str):

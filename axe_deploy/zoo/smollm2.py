@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from axe_deploy.config import match_layer
 from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats
-from axe_deploy.ptq.driver import plan_layers
+from axe_deploy.ptq.driver import brevitas_axe, plan_layers
+from axe_deploy.ptq.layer import OPTIONS
 from axe_deploy.zoo import ModelBundle, cache_dir, register
 from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
 
@@ -208,6 +209,9 @@ def lm_bundle(name: str, model: CausalLM, calib: torch.Tensor, evaluation: torch
         info={**info, "calibration_tokens": calib.numel(), "eval_tokens": evaluation[:, 1:].numel()},
         metric_name="perplexity", higher_is_better=False,
         evaluate_fn=lambda m: perplexity(m, evaluation, batch_size=8),
+        quantize_fn=lambda m, cfg, seed, progress: quantize_blockwise(float_model, m, calib, cfg, seed=seed,
+                                                                      progress=progress),
+        brevitas_fn=lambda method, P, T: brevitas_blockwise(quant_model, calib, method, P, T),
     )
 
 
@@ -284,7 +288,7 @@ def _forward_capturing(layer: nn.Module, names: list[str], h: torch.Tensor, kw: 
     return seen, out
 
 
-def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results: dict, seed: int):
+def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results: dict, seed: int, options: dict):
     """Forward pre-hook that quantizes a QuantLinear from the input it is about to receive."""
 
     def hook(mod_q, args):
@@ -302,7 +306,8 @@ def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results
         q, info = quantize_from_stats(float_linear.weight.detach(), scale, stats, weight_bits=plan.weight_bits,
                                       input_bits=int(x_q.bit_width.item()), input_signed=bool(x_q.signed),
                                       algorithm=plan.algorithm, accumulator_bits=plan.accumulator_bits,
-                                      tile_size=plan.tile_size, seed=seed, name=plan.name)
+                                      tile_size=plan.tile_size, seed=seed, name=plan.name,
+                                      **{k: v for k, v in options.items() if k in OPTIONS[plan.algorithm]})
         mod_q.weight.data = (scale[:, None] * q.to(scale.dtype)).to(mod_q.weight.dtype)
         results[plan.name] = info
 
@@ -321,7 +326,8 @@ def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: to
     calibrated on the partly quantized stream, then one forward quantizes each Linear from
     a pre-hook as its input X̃ arrives (so it sees the Linears before it in the same layer
     already quantized); X for GPFQ / SPFQ is the float layer's on the float stream.
-    ``quant_model`` need not be calibrated beforehand.
+    ``quant_model`` need not be calibrated beforehand. ``quant.options`` reach the core as
+    given (no ``rescale``/``centre`` defaults: Llama Linears have no bias to absorb a mean).
     """
     if quant_cfg.get("bias_correction"):
         raise ValueError("quantize_blockwise does not do bias correction (Llama Linears have no bias); "
@@ -343,7 +349,7 @@ def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: to
             if plan.skip:
                 results[plan.name] = None
                 continue
-            hook = _quantize_hook(plan, lay_f.get_submodule(n), x_f, n, results, seed)
+            hook = _quantize_hook(plan, lay_f.get_submodule(n), x_f, n, results, seed, quant_cfg.get("options") or {})
             handles.append(lay_q.get_submodule(n).register_forward_pre_hook(hook))
         try:
             h_q = lay_q(h_q, **kw)
@@ -352,3 +358,20 @@ def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: to
                 handle.remove()
         h_f = h_f_next
     return results
+
+
+@torch.no_grad()
+def brevitas_blockwise(quant_model: CausalLM, calib_x: torch.Tensor, method: str, P: int, T: int,
+                       progress: bool = True) -> None:
+    """Brevitas's own A2GPFQ / A2GPTQ (``axe_deploy.ptq.driver.brevitas_axe``) one decoder
+    layer at a time on the quantized stream, in place; ``quant_model`` must be calibrated.
+
+    Brevitas runs the whole model once per Linear; decoder by decoder it runs one decoder
+    layer per Linear instead, which is what makes it affordable for SmolLM2 on a CPU. Its
+    GPFQ then takes the float reference inside the decoder layer (quantizers off) on the
+    quantized stream entering it, where our ``quantize_blockwise`` uses the float stream.
+    """
+    h, kw = _first_layer_inputs(quant_model, calib_x)
+    for layer in tqdm(quant_model.decoder_layers, desc=f"Brevitas {method}", unit="decoder", disable=not progress):
+        brevitas_axe(layer, [((h,), kw)], method, P, T)
+        h = layer(h, **kw)
