@@ -145,7 +145,8 @@ def main():
                                       label=f"{label} (slope vs m {slope:.2f})")
         for col, key in enumerate(("m (code length)", "bits per vector after condensing")):
             ax = axes[row, col]
-            ax.set(xlabel=key, ylabel="MAPE of ||a - b||_2", title=f"{name}: error vs {key.split(' (')[0]}, lambda ~ sqrt(m)")
+            title = f"{name}: error vs {key.split(' (')[0]}, lambda ~ sqrt(m)"
+            ax.set(xlabel=key, ylabel="MAPE of ||a - b||_2", title=title)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
         ax = axes[row, 2]
@@ -156,7 +157,8 @@ def main():
                       label=f"{label} quantization error (slope {slope:.2f})")
             ax.loglog(ms, [r["mape"] for r in rows], "s:", color=f"C{i + 1}", label=f"{label} total MAPE")
         ax.loglog(ms, [r["jl_mape"] for r in rows], "k--", label=f"unquantized JL, p = {P_FIXED}")
-        ax.set(xlabel="m (code length)", ylabel="error / ||a - b||_2", title=f"{name}: p = {P_FIXED} fixed, lambda = m / p")
+        ax.set(xlabel="m (code length)", ylabel="error / ||a - b||_2",
+               title=f"{name}: p = {P_FIXED} fixed, lambda = m / p")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     payload = dict(n=n, seeds=seeds, p_fixed=P_FIXED, results=results, fixed_p=fixed_p, checks=checks)

@@ -73,16 +73,22 @@ def paired(X, y, grid, splits) -> dict:
                 rnd_eq, _ = acc(sd_bits // bits, quantizer="round")
                 rec = out.setdefault(f"m={m} {bits}b", dict(m=m, block=block, bits=bits, exact=[], sd=[], beta=[],
                                                               round=[], round_at_sd_bits=[], sd_bits=sd_bits))
-                for key, val in (("exact", exact), ("sd", sd), ("beta", beta), ("round", rnd), ("round_at_sd_bits", rnd_eq)):
+                values = dict(exact=exact, sd=sd, beta=beta, round=rnd, round_at_sd_bits=rnd_eq)
+                for key, val in values.items():
                     rec[key].append(val)
+
+    def sem(x):
+        return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None
+
     for rec in out.values():
-        for name, a, b in (("sd_minus_round_at_equal_bits", "sd", "round_at_sd_bits"), ("beta_minus_round", "beta", "round")):
+        pairs = (("sd_minus_round_at_equal_bits", "sd", "round_at_sd_bits"), ("beta_minus_round", "beta", "round"))
+        for name, a, b in pairs:
             diff = np.subtract(rec[a], rec[b])
-            rec[name] = dict(mean=float(diff.mean()), sem=float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else None,
-                             wins=int((diff > 0).sum()), ties=int((diff == 0).sum()), losses=int((diff < 0).sum()))
+            rec[name] = dict(mean=float(diff.mean()), sem=sem(diff), wins=int((diff > 0).sum()),
+                             ties=int((diff == 0).sum()), losses=int((diff < 0).sum()))
         for name in ("sd", "beta"):
             gap = np.subtract(rec["exact"], rec[name])
-            rec[f"{name}_gap_to_exact"] = dict(mean=float(gap.mean()), sem=float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else None)
+            rec[f"{name}_gap_to_exact"] = dict(mean=float(gap.mean()), sem=sem(gap))
     return out
 
 
@@ -148,8 +154,8 @@ def main():
                 d = rec[name]
                 # "beats" only if the mean paired difference is positive by more than 2 standard errors
                 met = d["sem"] is not None and d["mean"] > 2 * d["sem"]
-                checks[f"{label} {rec['bits']}b beats round at equal bits, paired over {splits} splits (m={rec['m']})"] = dict(
-                    margin=d["mean"], sem=d["sem"] if d["sem"] is not None else float("nan"), met=met)
+                key_ = f"{label} {rec['bits']}b beats round at equal bits, paired over {splits} splits (m={rec['m']})"
+                checks[key_] = dict(margin=d["mean"], sem=d["sem"] if d["sem"] is not None else float("nan"), met=met)
     print()
     for k, v in checks.items():
         print(f"{verdict(v['met']):8s} {k}: " + ", ".join(f"{a} {b:+.2f}" for a, b in v.items() if a != "met"))

@@ -99,18 +99,26 @@ def cached_float_model(name: str, make, x, y, *, seed: int, retrain: bool, **tra
     return model
 
 
-@register("digits-mlp")
-def digits_mlp(*, weight_bits=4, act_bits=4, input_bits=8, layer_weight_bits=None, seed=0,
-               retrain=False, calibration_samples=1024) -> ModelBundle:
-    x_tr, x_te, y_tr, y_te = digits_split()
-    float_model = cached_float_model("digits-mlp", FloatMLP, x_tr, y_tr, seed=seed, retrain=retrain)
-    quant_model = QuantMLP(weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
-                           layer_weight_bits=layer_weight_bits)
+def digits_bundle(name: str, float_model: nn.Module, quant_model: nn.Module, split, *, seed: int,
+                  calibration_samples: int, info: dict, as_input=torch.from_numpy) -> ModelBundle:
+    """Bundle a digits classifier: the float weights loaded into ``quant_model``, a seeded
+    calibration sample of the training split, the test split; ``as_input`` shapes rows."""
+    x_tr, x_te, _, y_te = split
     quant_model.load_state_dict(float_model.state_dict(), strict=False)
     calib = np.random.default_rng(seed).permutation(len(x_tr))[:calibration_samples]
     return ModelBundle(
-        name="digits-mlp", float_model=float_model, quant_model=quant_model.eval(),
-        calib_x=torch.from_numpy(x_tr[calib]), test_x=torch.from_numpy(x_te),
-        test_y=torch.from_numpy(y_te),
-        info={"sizes": list(MLP_SIZES), "train_samples": len(x_tr), "test_samples": len(x_te)},
+        name=name, float_model=float_model, quant_model=quant_model.eval(), calib_x=as_input(x_tr[calib]),
+        test_x=as_input(x_te), test_y=torch.from_numpy(y_te),
+        info={**info, "train_samples": len(x_tr), "test_samples": len(x_te)},
     )
+
+
+@register("digits-mlp")
+def digits_mlp(*, weight_bits=4, act_bits=4, input_bits=8, layer_weight_bits=None, seed=0,
+               retrain=False, calibration_samples=1024) -> ModelBundle:
+    split = digits_split()
+    float_model = cached_float_model("digits-mlp", FloatMLP, split[0], split[2], seed=seed, retrain=retrain)
+    quant_model = QuantMLP(weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                           layer_weight_bits=layer_weight_bits)
+    return digits_bundle("digits-mlp", float_model, quant_model, split, seed=seed,
+                         calibration_samples=calibration_samples, info={"sizes": list(MLP_SIZES)})

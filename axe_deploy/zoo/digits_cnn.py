@@ -23,7 +23,7 @@ from torch import nn
 
 from axe_deploy.config import match_layer
 from axe_deploy.zoo import ModelBundle, register
-from axe_deploy.zoo.digits import cached_float_model, digits_split
+from axe_deploy.zoo.digits import cached_float_model, digits_bundle, digits_split
 from axe_deploy.zoo.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
 CHANNELS = (1, 16, 32)
@@ -83,17 +83,11 @@ def images(x: np.ndarray) -> torch.Tensor:
 @register("digits-cnn")
 def digits_cnn(*, weight_bits=4, act_bits=4, input_bits=8, layer_weight_bits=None, seed=0,
                retrain=False, calibration_samples=1024) -> ModelBundle:
-    x_tr, x_te, y_tr, y_te = digits_split()
-    x_tr_img = x_tr.reshape(-1, 1, IMAGE, IMAGE)
-    float_model = cached_float_model("digits-cnn", FloatCNN, x_tr_img, y_tr, seed=seed, retrain=retrain,
-                                     epochs=60, lr=2e-3)
+    split = digits_split()
+    float_model = cached_float_model("digits-cnn", FloatCNN, split[0].reshape(-1, 1, IMAGE, IMAGE), split[2],
+                                     seed=seed, retrain=retrain, epochs=60, lr=2e-3)
     quant_model = QuantCNN(weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
                            layer_weight_bits=layer_weight_bits)
-    quant_model.load_state_dict(float_model.state_dict(), strict=False)
-    calib = np.random.default_rng(seed).permutation(len(x_tr))[:calibration_samples]
-    return ModelBundle(
-        name="digits-cnn", float_model=float_model, quant_model=quant_model.eval(),
-        calib_x=images(x_tr[calib]), test_x=images(x_te), test_y=torch.from_numpy(y_te),
-        info={"channels": list(CHANNELS), "image": [1, IMAGE, IMAGE], "train_samples": len(x_tr),
-              "test_samples": len(x_te)},
-    )
+    return digits_bundle("digits-cnn", float_model, quant_model, split, seed=seed,
+                         calibration_samples=calibration_samples, as_input=images,
+                         info={"channels": list(CHANNELS), "image": [1, IMAGE, IMAGE]})
