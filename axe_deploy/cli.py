@@ -94,7 +94,8 @@ def run(flow: Path | None, out: Path, overrides: tuple[str, ...]):
               help="comma-separated methods")
 @click.option("--seeds", default="0", show_default=True, help="seeds: a list or LO:HI")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a flow key")
-def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides):
+@click.option("--markdown", is_flag=True, help="print the table as Markdown")
+def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides, markdown):
     """Accuracy vs accumulator width P for several PTQ methods on FLOW's model."""
     from axe_deploy import config
     from axe_deploy.sweep import parse_range, sweep
@@ -106,35 +107,56 @@ def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides):
                        methods=[m.strip() for m in methods.split(",")], seeds=parse_range(seeds))
     except (FlowConfigError, ValueError, KeyError) as e:
         raise click.ClickException(str(e.args[0] if e.args else e)) from None
-    click.echo(sweep_table(result))
+    click.echo(sweep_table(result, markdown))
     click.echo(f"wrote {out}/sweep.json and {out}/sweep.png")
 
 
-def sweep_table(result: dict) -> str:
+def sweep_table(result: dict, markdown: bool = False) -> str:
     """Methods as rows, P as columns, mean metric over seeds (± standard deviation when
-    several), then the smallest P within 1% of the unconstrained metric per AXE method."""
+    several), then the smallest P within 1% of the unconstrained metric per AXE method;
+    ``markdown`` gives the table as Markdown (as in the README)."""
     import numpy as np
+
+    from axe_deploy.sweep import METHODS, UNCONSTRAINED
+
+    def cell(vals):
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            return "–"
+        d = 4 if abs(np.mean(vals)) < 1 else 3
+        return f"{np.mean(vals):.{d}f}" + (f" ± {np.std(vals):.{d}f}" if len(vals) > 1 else "")
+
     rows: dict[tuple, dict] = {}
     for p in result["points"]:
         rows.setdefault((p["method"], p["T"]), {}).setdefault(p["P"], []).append(p["metric"])
-    ps = sorted({P for r in rows.values() for P in r})
-    width = 16 if any(len(v) > 1 for r in rows.values() for v in r.values()) else 9
-    lines = [f"{result['model']}: {result['metric_name']} (float {result['float_metric']:.4f})",
-             f"{'method':<20}" + "".join(f"{P:>{width}}" for P in ps)]
-    for (method, T), by_p in rows.items():
-        cells = []
-        for P in ps:
-            vals = [v for v in by_p.get(P, []) if v is not None]
-            cell = f"{np.mean(vals):.4g}" + (f"±{np.std(vals):.2g}" if len(vals) > 1 else "") if vals else "-"
-            cells.append(f"{cell:>{width}}")
-        lines.append(f"{method + (f' T={T}' if T else ''):<20}" + "".join(cells))
+    ps = sorted({P for (m, _), r in rows.items() if m not in UNCONSTRAINED for P in r})
+    seeds = sorted({p["seed"] for p in result["points"]})
+    title = (f"{result['model']}: {result['metric_name']}, mean"
+             + (f" ± std over seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f" of seed {seeds[0]}")
+             + f" (float {result['float_metric']:.4g})")
+    table = [["method", "unconstrained (P needed)"] + [f"P = {P}" for P in ps]]
+    for (method, T), by_p in sorted(rows.items(), key=lambda kv: (kv[0][1], METHODS.index(kv[0][0]))):
+        label = method + (f" T={T}" if T else "")
+        if method in UNCONSTRAINED:
+            needed = f"{min(by_p)}" + (f"–{max(by_p)}" if len(by_p) > 1 else "")
+            table.append([label, f"{cell(sum(by_p.values(), []))} ({needed})"] + [""] * len(ps))
+        else:
+            table.append([label, ""] + [cell(by_p[P]) if P in by_p else "" for P in ps])
+    notes = []
     for row in result.get("summary", []):
         naive = (row["naive_P_within"] if row["naive_P_within"] is not None
                  else f"> {row['naive_needs_more_than']}" if "naive_needs_more_than" in row else "not run")
         tile = f" T={row['T']}" if row["T"] else ""
-        lines.append(f"{row['method']}{tile}: within 1% of unconstrained "
-                     f"({row['unconstrained']:.4g}) from P = {row['P_within']}; naive needs {naive}")
-    return "\n".join(lines)
+        notes.append(f"{row['method']}{tile}: within 1% of unconstrained ({row['unconstrained']:.4g}) "
+                     f"from P = {row['P_within']}; naive needs {naive}")
+    if markdown:
+        lines = [f"| {' | '.join(r)} |" for r in table]
+        lines.insert(1, "|" + " --- |" * len(table[0]))
+        return "\n".join([title, ""] + lines + [""] + [f"- {n}" for n in notes])
+    widths = [max(len(r[i]) for r in table) + 2 for i in range(len(table[0]))]
+    lines = ["".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in table]
+    return "\n".join([title] + lines + notes)
 
 
 @main.command()

@@ -115,6 +115,14 @@ def test_cli_table_and_unknown_method(small_sweep, tmp_path):
     res = runner.invoke(main, ["sweep", "--out", str(out), "--accumulator-bits", "11,13", "--methods", "rtn,axe-rtn"])
     assert res.exit_code == 0, res.output
     assert "axe-rtn" in res.output and "within 1% of unconstrained" in res.output
+    res = runner.invoke(main, ["sweep", "--out", str(out), "--accumulator-bits", "11,13", "--methods", "rtn,axe-rtn",
+                               "--markdown"])
+    lines = res.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| method |"))
+    assert lines[header] == "| method | unconstrained (P needed) | P = 11 | P = 13 |"
+    assert lines[header + 1] == "| --- | --- | --- | --- |"
+    rtn = next(line for line in lines if line.startswith("| rtn |"))
+    assert rtn.count("|") == 5 and "(" in rtn
     res = runner.invoke(main, ["sweep", "--out", str(tmp_path), "--methods", "axe-magic"])
     assert res.exit_code != 0 and "unknown method" in res.output and "axe-gpfq" in res.output
 

@@ -6,7 +6,7 @@ A x costs about s m n operations; with hadamard=True the data first go through x
 sparse vectors out at O(n log n) per vector. The projections are scaled into [-1, 1] and
 clipped there (which keeps the state bounded for every input), quantized by 1-bit
 Sigma-Delta of order r, and ||x - y||_2 is estimated by
-||V (q_x - q_y)||_1 / (mu kappa) with V = sqrt(pi/2)/p (I_p (x) v)/||v||_2.
+||V (q_x - q_y)||_1 / (mu c) with V = sqrt(pi/2)/p (I_p (x) v)/||v||_2 and c the input scale.
 order=0 is the baseline x -> sign(A x); its Hamming distance gives the angle
 theta = pi * hamming / m, and `distance` returns 2 sin(theta/2) = ||x/|x| - y/|y|||_2.
 
