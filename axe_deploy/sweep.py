@@ -220,24 +220,31 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    # one colour per algorithm: its unconstrained point, its AXE line and Brevitas's A2 line
+    colour = {"rtn": "C2", "gpfq": "C0", "optq": "C1", "spfq": "C3", "naive": "gray",
+              "brevitas-a2gpfq": "C0", "brevitas-a2gptq": "C1"}
     groups: dict[tuple, list] = {}
     for p in result["points"]:
         if p["metric"] is not None:
             groups.setdefault((p["method"], p["T"]), []).append(p)
+    tiles = sorted({T for _, T in groups})
     for (method, T), pts in sorted(groups.items()):
         label = method + (f" T={T}" if T else "")
+        c = colour[method.removeprefix("axe-")]
         if method in UNCONSTRAINED:
             mean = np.mean([p["metric"] for p in pts])
-            ax.axhline(mean, ls=":", lw=1, color="gray")
-            ax.plot([np.mean([p["P"] for p in pts])], [mean], "o", label=f"{label} (unconstrained)")
+            ax.plot([np.mean([p["P"] for p in pts])], [mean], "*", ms=11, color=c, label=f"{label} (unconstrained)")
             continue
         by_p: dict[int, list] = {}
         for p in pts:
             by_p.setdefault(p["P"], []).append(p["metric"])
         xs = sorted(by_p)
-        ax.errorbar(xs, [np.mean(by_p[x]) for x in xs], yerr=[np.std(by_p[x]) for x in xs],
-                    marker=".", capsize=2, label=label)
+        style = "--" if method in BREVITAS else ":" if method == "naive" else "-"
+        ax.errorbar(xs, [np.mean(by_p[x]) for x in xs], yerr=[np.std(by_p[x]) for x in xs], color=c, ls=style,
+                    marker="osd^v"[tiles.index(T) % 5], ms=4, capsize=2, label=label)
+    if not result["higher_is_better"]:
+        ax.set_yscale("log")  # perplexity: the baselines fall off by orders of magnitude
     ax.axhline(result["float_metric"], color="black", lw=1, label="float")
     ax.set_xlabel("accumulator bits P")
     ax.set_ylabel(result["metric_name"])
