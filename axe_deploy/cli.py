@@ -98,22 +98,24 @@ def run(flow: Path | None, out: Path, overrides: tuple[str, ...]):
 def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides, markdown):
     """Accuracy vs accumulator width P for several PTQ methods on FLOW's model."""
     from axe_deploy import config
-    from axe_deploy.sweep import parse_range, sweep
+    from axe_deploy.sweep import parse_range, select, sweep
     flow = flow or DEFAULT_FLOW
     try:
         cfg = config.load(flow, list(overrides))
         _threads()
-        result = sweep(cfg, out, bits=parse_range(bits), tiles=parse_range(tiles),
-                       methods=[m.strip() for m in methods.split(",")], seeds=parse_range(seeds))
+        asked = dict(bits=parse_range(bits), tiles=parse_range(tiles),
+                     methods=[m.strip() for m in methods.split(",")], seeds=parse_range(seeds))
+        result = sweep(cfg, out, **asked)
     except (FlowConfigError, ValueError, KeyError) as e:
         raise click.ClickException(str(e.args[0] if e.args else e)) from None
-    click.echo(sweep_table(result, markdown))
+    click.echo(sweep_table(select(result, **asked), markdown))
     click.echo(f"wrote {out}/sweep.json and {out}/sweep.png")
 
 
 def sweep_table(result: dict, markdown: bool = False) -> str:
     """Methods as rows, P as columns, mean metric over seeds (± standard deviation when
-    several), then the smallest P within 1% of the unconstrained metric per AXE method;
+    several), then the smallest P within 1% of the unconstrained metric per AXE method
+    (over the points of ``result``: the sweep prints those it was asked for);
     ``markdown`` gives the table as Markdown (as in the README)."""
     import numpy as np
 

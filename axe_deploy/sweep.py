@@ -170,6 +170,15 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     return result
 
 
+def select(result: dict, *, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int]) -> dict:
+    """``result`` with only the points of these methods, seeds, P and T (and its summary)."""
+    points = [p for p in result["points"] if p["method"] in methods and p["seed"] in seeds
+              and (p["method"] in UNCONSTRAINED or (p.get("P_requested", p["P"]) in bits and p["T"] in tiles))]
+    shown = dict(result, points=points)
+    shown["summary"] = summary(shown)
+    return shown
+
+
 def _mean_by(result: dict, method: str, T: int | None = None) -> dict[int, float]:
     """Mean metric over seeds per P of ``method`` (at tile ``T`` if given); None when any seed failed."""
     by_p: dict[int, list] = {}

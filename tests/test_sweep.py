@@ -123,6 +123,7 @@ def test_cli_table_and_unknown_method(small_sweep, tmp_path):
     assert lines[header + 1] == "| --- | --- | --- | --- |"
     rtn = next(line for line in lines if line.startswith("| rtn |"))
     assert rtn.count("|") == 5 and "(" in rtn
+    assert not any(line.startswith(("| axe-gpfq", "| naive", "| gpfq")) for line in lines)  # only what was asked
     res = runner.invoke(main, ["sweep", "--out", str(tmp_path), "--methods", "axe-magic"])
     assert res.exit_code != 0 and "unknown method" in res.output and "axe-gpfq" in res.output
 
