@@ -26,9 +26,19 @@ def summary_table(report: dict) -> str:
         lines.append(f"accuracy: float {m['float_accuracy']:.4f}  brevitas {m['quant_accuracy']:.4f}  "
                      f"qonnx {m['qonnx_accuracy']:.4f}  onnxruntime {m['onnxruntime_accuracy']:.4f}  "
                      f"(max |diff| qonnx {m['qonnx_max_abs_diff']:.2e}, ort {m['onnxruntime_max_abs_diff']:.2e})")
+    ev = report.get("evaluation")
+    if ev:
+        lines.append(f"{ev['metric']}: float {ev['float']:.4f}  quantized {ev['quantized']:.4f}")
+    if report.get("ptq") and not report.get("layers"):  # no exported graph: the PTQ record
+        head = f"{'layer':<28}{'algorithm':<10}{'W':>3}{'in':>5}{'T':>5}{'target P':>9}{'exact':>6}"
+        lines += [head, "-" * len(head)]
+        for l in report["ptq"]:
+            inp = f"{'s' if l['input_signed'] else 'u'}{l['input_bits']}"
+            lines.append(f"{l['name']:<28}{l['algorithm']:<10}{l['weight_bits']:>3}{inp:>5}{l['tile_size']:>5}"
+                         f"{l['target_accumulator_bits'] or '-':>9}{l['exact_bits']:>6}")
     head = f"{'layer':<10}{'op':<6}{'M':>5}{'K':>6}  {'weights':<8}{'inputs':<8}{'T':>4}  {'accumulator':<12}{'range':<22}{'bound':>6}{'exact':>6}  overflow-free"
-    lines.append(head)
-    lines.append("-" * len(head))
+    if report.get("layers"):
+        lines += [head, "-" * len(head)]
     for l in report.get("layers", []):
         rng = f"[{l['accumulator_range'][0]}, {l['accumulator_range'][1]}]"
         lines.append(f"{l['name']:<10}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"

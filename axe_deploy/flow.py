@@ -141,7 +141,22 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
+def step_evaluate(state: BuildState, cfg: dict) -> BuildState:
+    """Score the float and the quantized model with the model's own metric (accuracy,
+    perplexity): for models the export and hardware steps do not take, such as the LMs."""
+    b = state.bundle
+    state.report["evaluation"] = {"metric": b.metric_name, "higher_is_better": b.higher_is_better,
+                                  "float": b.evaluate(b.float_model), "quantized": b.evaluate(b.quant_model)}
+    return state
+
+
 def step_report(state: BuildState, cfg: dict) -> BuildState:
+    if state.ptq:
+        state.report["ptq"] = [
+            {"name": name, "algorithm": i.algorithm, "weight_bits": i.weight_bits, "input_bits": i.input_bits,
+             "input_signed": i.input_signed, "tile_size": i.tile_size or 0, "target_accumulator_bits": i.accumulator_bits,
+             "exact_bits": i.exact_bits, "outer_bits": i.outer_bits, "seconds": round(i.seconds, 3)}
+            for name, i in state.ptq.items() if i is not None]
     state.report["artifacts"] = dict(state.artifacts, report="report.json")
     (state.out / "report.json").write_text(json.dumps(state.report, indent=2) + "\n")
     return state
@@ -153,6 +168,7 @@ STEPS = {
     "export": step_export,
     "annotate": step_annotate,
     "validate": step_validate,
+    "evaluate": step_evaluate,
     "lower": hw_flow.step_lower,
     "fold": hw_flow.step_fold,
     "rtl": hw_flow.step_rtl,

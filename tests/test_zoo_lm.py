@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import brevitas.nn as qnn
+from click.testing import CliRunner
 import numpy as np
 import pytest
 import torch
@@ -207,6 +208,23 @@ def test_sweep_on_llama_tiny_goes_decoder_by_decoder(monkeypatch):
     assert free["P"] == free["exact_bits"] > 12 and seen[-1] == {"passes": 1}
     brev = sweep.run_point(cfg, "brevitas-a2gptq", 12, 16, 0)
     assert brev["fits"] == (brev["exact_bits"] <= 12) and math.isfinite(brev["metric"])
+
+
+def test_lm_flow_evaluates_and_records_every_linear(tmp_path):
+    pytest.importorskip("transformers")
+    from axe_deploy.cli import main
+    res = CliRunner().invoke(main, ["run", str(ROOT / "flows" / "smollm2_135m.toml"), "--out", str(tmp_path / "b"),
+                                    "--set", "model.name=llama-tiny", "--set", "quant.calibration_samples=512",
+                                    "--set", "quant.tile_size=16", "--set", "quant.accumulator_bits=12"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    ev = report["evaluation"]
+    assert ev["metric"] == "perplexity" and ev["higher_is_better"] is False
+    assert math.isfinite(ev["quantized"]) and ev["float"] > 0
+    assert len(report["ptq"]) == 14  # 7 Linears in each of 2 decoder layers
+    assert all(l["tile_size"] == 16 and l["target_accumulator_bits"] == 12 and l["exact_bits"] <= 12
+               for l in report["ptq"])
+    assert "perplexity: float" in res.output and "lm.model.layers.1.mlp.down_proj" in res.output
 
 
 @pytest.mark.parametrize("script,args", [("path_following_claims.py", []), ("smollm2_axe.py", ["--threads", "1"])])
