@@ -157,7 +157,8 @@ def sweep_table(result: dict, markdown: bool = False) -> str:
     notes = []
     for row in result.get("summary", []):
         naive = (row["naive_P_within"] if row["naive_P_within"] is not None
-                 else f"> {row['naive_needs_more_than']}" if "naive_needs_more_than" in row else "not run")
+                 else f"> {row['naive_needs_more_than']} (its best: {row['naive_best']:.4g})"
+                 if row.get("naive_best") is not None else "not run")
         tile = f" T={row['T']}" if row["T"] else ""
         notes.append(f"{row['method']}{tile}: within 1% of unconstrained ({row['unconstrained']:.4g}) "
                      f"from P = {row['P_within']}; naive needs {naive}")

@@ -220,6 +220,8 @@ def summary(result: dict, tolerance: float = 0.01) -> list[dict]:
         naive_ps = _mean_by(result, "naive", T)
         if naive_p is None and naive_ps:
             row["naive_needs_more_than"] = max(naive_ps)  # not reached in the swept range
+            reached = [v for v in naive_ps.values() if v is not None]
+            row["naive_best"] = (max if hib else min)(reached) if reached else None
         rows.append(row)
     return rows
 
