@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from axe_deploy import accumulator, zoo
-from axe_deploy.ptq.driver import calibrate, capture_input, quant_layer_names
+from axe_deploy.ptq.driver import calibrate, input_datatypes, quant_layer_names
 
 UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
 BREVITAS = ("brevitas-a2gpfq", "brevitas-a2gptq")
@@ -55,8 +55,8 @@ def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed
 def _layer_inputs(bundle) -> list[tuple[int, bool]]:
     """(K, input signed) of every quantized layer, in order."""
     model = bundle.quant_model
-    return [(model.get_submodule(n).weight[0].numel(), capture_input(model, n, bundle.calib_x[:2])[2])
-            for n in quant_layer_names(model)]
+    types = input_datatypes(model, bundle.calib_x[:2])
+    return [(model.get_submodule(n).weight[0].numel(), types[n][1]) for n in quant_layer_names(model)]
 
 
 def naive_bits(layers: list[tuple[int, bool]], P: int, weight_bits: int, act_bits: int, input_bits: int,
@@ -85,9 +85,8 @@ def naive_bits(layers: list[tuple[int, bool]], P: int, weight_bits: int, act_bit
 def exact_bits(model: torch.nn.Module, calib_x: torch.Tensor, tile_size: int = 0) -> int:
     """Widest exact (inner, per tile when T > 0) accumulator any layer of ``model`` needs."""
     widest = 0
-    for name in quant_layer_names(model):
+    for name, (bits, signed) in input_datatypes(model, calib_x[:2]).items():
         layer = model.get_submodule(name)
-        _, bits, signed = capture_input(model, name, calib_x[:2])
         q = layer.quant_weight().int().reshape(layer.weight.shape[0], -1).numpy()
         info = accumulator.analyze(q, input_bits=bits, input_signed=signed,
                                    weight_bits=int(layer.quant_weight().bit_width.item()), tile_size=tile_size)

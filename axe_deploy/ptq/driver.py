@@ -100,6 +100,26 @@ def capture_input(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size
     return torch.cat(seen), None, None
 
 
+@torch.no_grad()
+def input_datatypes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, tuple[int, bool]]:
+    """(bit width, signed) of the QuantTensor input of every quantized layer, from one forward."""
+    seen, handles = {}, []
+
+    def record(name):
+        def hook(module, args):
+            seen.setdefault(name, (int(args[0].bit_width.item()), bool(args[0].signed)))
+        return hook
+
+    for name in quant_layer_names(model):
+        handles.append(model.get_submodule(name).register_forward_pre_hook(record(name)))
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
 def unfold(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Layer inputs as rows of the [n, K] matrix the core takes (conv: im2col patches,
     columns in the weight's [C, kh, kw] order)."""

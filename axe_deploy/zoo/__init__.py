@@ -52,7 +52,7 @@ class ModelBundle:
 
     def quantize(self, quant_cfg: dict, *, model: torch.nn.Module | None = None, seed: int = 0,
                  progress: bool = True) -> dict:
-        """PTQ of ``model`` (default ``quant_model``, a copy of it otherwise) with the flow's
+        """PTQ of ``quant_model`` (or of ``model``, a copy of it) in place with the flow's
         [quant] table: {layer name: QuantInfo, or None for a skipped layer}."""
         model = self.quant_model if model is None else model
         if self.quantize_fn is not None:
