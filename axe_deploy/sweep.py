@@ -227,6 +227,7 @@ def summary(result: dict, tolerance: float = 0.01) -> list[dict]:
 
 def plot(result: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -255,8 +256,10 @@ def plot(result: dict, path: Path) -> None:
                     marker="osd^v"[tiles.index(T) % 5], ms=4, capsize=2, label=label)
     if not result["higher_is_better"]:
         ax.set_yscale("log")  # perplexity: the baselines fall off by orders of magnitude
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
     ax.axhline(result["float_metric"], color="black", lw=1, label="float")
-    ax.set_xlabel("accumulator bits P")
+    ax.set_xlabel("accumulator bits P (inner, per tile, for T > 0)")
     ax.set_ylabel(result["metric_name"])
     ax.set_title(f"{result['model']}: {result['metric_name']} vs accumulator width")
     ax.legend(fontsize=7, ncol=2)
