@@ -24,7 +24,6 @@ from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_ann
 from axe_deploy.config import FlowConfigError, layer_values
 from axe_deploy.export import export_model
 from axe_deploy.graph import quant_layers
-from axe_deploy.ptq.driver import calibrate
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -54,11 +53,10 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
 
 
 def step_quantize(state: BuildState, cfg: dict) -> BuildState:
-    """Calibrate activations, then PTQ layer by layer. With a target P anywhere, the same
+    """Calibrate activations and PTQ layer by layer (``ModelBundle.quantize``). With a target P anywhere, the same
     algorithm also runs unconstrained on a copy: the hardware report compares against
     the accumulator widths that quantization would need."""
     b, q = state.bundle, cfg["quant"]
-    calibrate(b.quant_model, b.calib_x)
     unconstrained_model = copy.deepcopy(b.quant_model)
     state.ptq = b.quantize(q, seed=cfg["flow"]["seed"])
     if q["accumulator_bits"] or layer_values(q, "accumulator_bits"):

@@ -11,7 +11,9 @@ so an interrupted sweep resumes where it stopped. Methods:
 - ``naive``: round-to-nearest after lowering input, activation and weight bits until
   every layer's data-type bound (per tile of T inputs when T > 0) fits P;
 - ``brevitas-a2gpfq``, ``brevitas-a2gptq``: Brevitas 0.13.4's own accumulator-aware
-  GPFQ/GPTQ (``brevitas_examples.common.axe``) on the same calibrated model and data.
+  GPFQ/GPTQ (``brevitas_examples.common.axe``) on the same model and calibration data,
+  after Brevitas's whole-model activation calibration (our PTQ calibrates as
+  ``ModelBundle.quantize`` does: whole-model for the driver, block by block for LMs).
   Brevitas assumes full-range weights; the point records the exact width its weights need
   (``exact_bits``) and whether that fits P (``fits``).
 """
@@ -106,7 +108,6 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
                     "seconds": time.perf_counter() - start, "note": "no bit widths fit P"}
         bits = found
     bundle = _bundle(cfg, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2], seed=seed)
-    calibrate(bundle.quant_model, bundle.calib_x)
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
                 accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T)
@@ -114,6 +115,7 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
         # the same coordinate-descent pass AXE gets, so the ceiling is a fair one
         qcfg["options"] = {"passes": 1, **(q.get("options") or {})}
     if method in BREVITAS:
+        calibrate(bundle.quant_model, bundle.calib_x)  # Brevitas's flow: calibration, then GPxQ
         bundle.brevitas_axe(method.removeprefix("brevitas-"), P, T)
         need = exact_bits(bundle.quant_model, bundle.calib_x, T)
     else:

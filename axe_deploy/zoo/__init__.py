@@ -25,8 +25,9 @@ class ModelBundle:
     calibrated. ``evaluate(model)`` scores either model on the test data; by default the
     accuracy of the argmax of ``model(test_x)`` against ``test_y`` (a language model
     passes its own, e.g. perplexity with ``higher_is_better=False``).
-    ``quantize(quant_cfg)`` runs the project's PTQ on ``quant_model`` (the whole-model
-    driver unless the builder passes a faster ``quantize_fn`` with the same contract);
+    ``quantize(quant_cfg)`` calibrates and runs the project's PTQ on ``quant_model`` (the
+    whole-model driver unless the builder passes a faster ``quantize_fn`` with the same
+    contract);
     ``brevitas_axe(method, P, T)`` runs Brevitas's own A2GPFQ/A2GPTQ on the calibrated
     ``quant_model`` (the whole model at once unless the builder passes ``brevitas_fn``).
     """
@@ -52,12 +53,16 @@ class ModelBundle:
 
     def quantize(self, quant_cfg: dict, *, model: torch.nn.Module | None = None, seed: int = 0,
                  progress: bool = True) -> dict:
-        """PTQ of ``quant_model`` (or of ``model``, a copy of it) in place with the flow's
-        [quant] table: {layer name: QuantInfo, or None for a skipped layer}."""
+        """Calibrate and quantize ``quant_model`` (or ``model``, a copy of it) in place with the
+        flow's [quant] table: {layer name: QuantInfo, or None for a skipped layer}. The
+        whole-model driver calibrates the activations first; a block-wise ``quantize_fn``
+        calibrates each block on the partly quantized stream itself (calibrating the whole
+        model first would blend the two streams' statistics into the scales)."""
         model = self.quant_model if model is None else model
         if self.quantize_fn is not None:
             return self.quantize_fn(model, quant_cfg, seed=seed, progress=progress)
-        from axe_deploy.ptq.driver import quantize_model
+        from axe_deploy.ptq.driver import calibrate, quantize_model
+        calibrate(model, self.calib_x)
         return quantize_model(self.float_model, model, self.calib_x, quant_cfg, seed=seed, progress=progress)
 
     def brevitas_axe(self, method: str, P: int, T: int, batch_size: int = 256) -> None:
