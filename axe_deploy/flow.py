@@ -53,9 +53,9 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
 
 
 def step_quantize(state: BuildState, cfg: dict) -> BuildState:
-    """Calibrate activations and PTQ layer by layer (``ModelBundle.quantize``). With a target P anywhere, the same
-    algorithm also runs unconstrained on a copy: the hardware report compares against
-    the accumulator widths that quantization would need."""
+    """Calibrate activations and PTQ layer by layer (``ModelBundle.quantize``). With a target
+    P anywhere, the same algorithm also runs unconstrained on a copy: the hardware report
+    compares against the accumulator widths that quantization would need."""
     b, q = state.bundle, cfg["quant"]
     unconstrained_model = copy.deepcopy(b.quant_model)
     state.ptq = b.quantize(q, seed=cfg["flow"]["seed"])

@@ -32,7 +32,7 @@ ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
 #                        per-channel scale (info.scale); the soft part acts on c·w
 #   centre               AXE: objective on centred inputs; the mean output error is left
 #                        for the caller to put into the bias (info.centred)
-# These AXE options act only with a binding accumulator_bits.
+# soft_scale, rescale and centre act only with a binding accumulator_bits.
 OPTIONS = {
     "rtn": {"soft_scale": 1.0},
     "gpfq": {"block_size": 128, "act_order": False, "soft_scale": 1.25, "passes": None, "rescale": False,
