@@ -160,8 +160,9 @@ def sweep_table(result: dict, markdown: bool = False) -> str:
                  else f"> {row['naive_needs_more_than']} (its best: {row['naive_best']:.4g})"
                  if row.get("naive_best") is not None else "not run")
         tile = f" T={row['T']}" if row["T"] else ""
+        axe = f"from P = {row['P_within']}" if row["P_within"] is not None else "at no swept P"
         notes.append(f"{row['method']}{tile}: within 1% of unconstrained ({row['unconstrained']:.4g}) "
-                     f"from P = {row['P_within']}; naive needs {naive}")
+                     f"{axe}; naive needs {naive}")
     if markdown:
         lines = [f"| {' | '.join(r)} |" for r in table]
         lines.insert(1, "|" + " --- |" * len(table[0]))
