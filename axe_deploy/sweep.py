@@ -213,12 +213,12 @@ def summary(result: dict, tolerance: float = 0.01) -> list[dict]:
             continue
         reference = float(np.mean(ceiling))
         threshold = reference * (1 - tolerance if hib else 1 + tolerance)
+        naive_ps = _mean_by(result, "naive", T)
         axe_p = smallest_p_within(_mean_by(result, method, T), threshold, hib)
-        naive_p = smallest_p_within(_mean_by(result, "naive", T), threshold, hib)
+        naive_p = smallest_p_within(naive_ps, threshold, hib)
         row = {"method": method, "T": T, "unconstrained": reference, "threshold": threshold,
                "P_within": axe_p, "naive_P_within": naive_p,
                "bits_saved": None if axe_p is None or naive_p is None else naive_p - axe_p}
-        naive_ps = _mean_by(result, "naive", T)
         if naive_p is None and naive_ps:
             row["naive_needs_more_than"] = max(naive_ps)  # not reached in the swept range
             reached = [v for v in naive_ps.values() if v is not None]
