@@ -259,7 +259,9 @@ def plot(result: dict, path: Path) -> None:
     if not result["higher_is_better"]:
         ax.set_yscale("log")  # perplexity: the baselines fall off by orders of magnitude
         ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        lo, hi = ax.get_ylim()
+        if hi / lo < 30:  # label the minor ticks only while they do not crowd
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
     ax.axhline(result["float_metric"], color="black", lw=1, label="float")
     ax.set_xlabel("accumulator bits P (inner, per tile, for T > 0)")
     ax.set_ylabel(result["metric_name"])
