@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_ann
 from axe_deploy.config import FlowConfigError, layer_values
 from axe_deploy.export import export_model
 from axe_deploy.graph import quant_layers
+from axe_deploy.outdir import build_folder
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -192,17 +191,14 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     return steps
 
 
-def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print) -> dict:
-    """Run the flow into ``out``; returns the report. ``out`` is replaced only on success."""
+def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, force: bool = False) -> dict:
+    """Run the flow into ``out``; returns the report. ``out`` is replaced only on success,
+    and only if it is absent, empty or an earlier build (any folder with ``force``, never
+    a project or home folder: :mod:`axe_deploy.outdir`)."""
     steps = check_flow(cfg, where)
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = BuildState(out=tmp, report={"flow": cfg["flow"]["name"], "model": cfg["model"]["name"],
-                                        "config": cfg, "timings_s": {}})
-    try:
+    with build_folder(out, flow=cfg["flow"]["name"], force=force) as tmp:
+        state = BuildState(out=tmp, report={"flow": cfg["flow"]["name"], "model": cfg["model"]["name"],
+                                            "config": cfg, "timings_s": {}})
         for name in steps:
             start = time.perf_counter()
             progress(f"[axe-deploy] {name} ...")
@@ -210,9 +206,4 @@ def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print) ->
             state.report["timings_s"][name] = round(time.perf_counter() - start, 3)
         if "report" in steps:  # again, now that every step's time is known
             step_report(state, cfg)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return state.report

@@ -13,6 +13,7 @@ from axe_deploy import accumulator, config
 from axe_deploy.annotate import PREFIX, read_annotation
 from axe_deploy.flow import SOFTWARE_STEPS, STEPS, run_flow
 from axe_deploy.graph import quant_layers
+from axe_deploy.outdir import MARKER
 from axe_deploy.validate import integer_check, run_onnxruntime, run_qonnx
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
@@ -118,6 +119,7 @@ def test_multi_stage_annotation(tmp_path):
 def test_failed_flow_leaves_previous_output_untouched(tmp_path, monkeypatch):
     out = tmp_path / "keep"
     out.mkdir()
+    (out / MARKER).write_text("an earlier build")
     (out / "marker").write_text("old")
 
     def boom(state, cfg):
@@ -128,4 +130,4 @@ def test_failed_flow_leaves_previous_output_untouched(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         run_flow(config.load(DEFAULT, [SW]), out, progress=lambda s: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
-    assert [p.name for p in out.iterdir()] == ["marker"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "marker"]
