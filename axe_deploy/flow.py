@@ -19,7 +19,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import hw_flow, zoo
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
-from axe_deploy.config import FlowConfigError, layer_values
+from axe_deploy.config import FlowConfigError, check_export_bits, layer_values
 from axe_deploy.export import export_model
 from axe_deploy.graph import quant_layers
 from axe_deploy.outdir import build_folder
@@ -185,6 +185,8 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if unknown:
         raise FlowConfigError(f"{where}: unknown step(s) {unknown} in 'flow.steps'; "
                               f"known steps: {', '.join(STEPS)}")
+    if "export" in steps:
+        check_export_bits(cfg, where)
     if cfg["model"]["name"] not in zoo.names():
         raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
                               f"known models: {', '.join(zoo.names())}")
