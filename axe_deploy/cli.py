@@ -61,6 +61,7 @@ def summary_table(report: dict) -> str:
             lines.append(f"MVAU LUTs: {hw['synth']['mvau_luts']} vs {hw['synth_acc32']['mvau_luts']} with 32-bit "
                          f"accumulators ({hw['lut_ratio_vs_acc32']:.2f}x) and {hw['synth_unconstrained']['mvau_luts']} "
                          f"with the unconstrained widths ({hw['lut_ratio_vs_unconstrained']:.2f}x)")
+    lines += [f"WARNING: {w}" for w in report.get("warnings", [])]
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     return "\n".join(lines)

@@ -147,7 +147,33 @@ def step_evaluate(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
+# A quantized model this much worse than the float one gets a warning in report.json and
+# the summary: 5 points of accuracy, or 5 % more perplexity (metrics where lower is better).
+ACCURACY_DROP_WARNING = 0.05
+LOWER_IS_BETTER_RATIO_WARNING = 1.05
+
+
+def metric_warnings(report: dict) -> list[str]:
+    """Warnings about the quantized metric against the float one (empty when it held up)."""
+    m, ev = report.get("metrics"), report.get("evaluation")
+    if m:
+        name, higher, ref, got = "accuracy", True, m["float_accuracy"], m["quant_accuracy"]
+    elif ev:
+        name, higher, ref, got = ev["metric"], ev["higher_is_better"], ev["float"], ev["quantized"]
+    else:
+        return []
+    fix = "raise quant.accumulator_bits or the bit widths, or try another quant.algorithm"
+    if higher and ref - got > ACCURACY_DROP_WARNING:
+        return [f"quantized {name} {got:.4f} is {100 * (ref - got):.1f} points below float {ref:.4f} "
+                f"(more than {100 * ACCURACY_DROP_WARNING:.0f}); {fix}"]
+    if not higher and got > LOWER_IS_BETTER_RATIO_WARNING * ref:
+        return [f"quantized {name} {got:.4f} is {100 * (got / ref - 1):.1f}% above float {ref:.4f} "
+                f"(more than {100 * (LOWER_IS_BETTER_RATIO_WARNING - 1):.0f}%); {fix}"]
+    return []
+
+
 def step_report(state: BuildState, cfg: dict) -> BuildState:
+    state.report["warnings"] = metric_warnings(state.report)
     if state.ptq:
         state.report["ptq"] = [
             {"name": name, "algorithm": i.algorithm, "weight_bits": i.weight_bits, "input_bits": i.input_bits,
