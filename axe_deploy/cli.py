@@ -74,14 +74,14 @@ def main():
 
 @main.command()
 @click.argument("flow", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "out", required=True, type=str,
               help="build folder to write (replaced only when the flow succeeds); it must be absent, "
                    "empty or an earlier axe-deploy build")
 @click.option("--force", is_flag=True, help="replace --out even if it holds other files (never a "
                                             "project, home or root folder)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a flow key, e.g. --set quant.weight_bits=3 (repeatable)")
-def run(flow: Path | None, out: Path, force: bool, overrides: tuple[str, ...]):
+def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
     """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out."""
     from axe_deploy import config
     from axe_deploy.outdir import OutDirError, Terminated, check_out
