@@ -79,7 +79,7 @@ def _lock(out: Path, raw: str):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise OutDirError(f"--out {raw}: cannot create {path}: {e.strerror or e}") from None
+            raise OutDirError(f"--out {raw}: cannot create files in {out.parent}: {e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

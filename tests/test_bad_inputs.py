@@ -79,6 +79,7 @@ OUT_CASES = {
     "not_a_build": (_full, [], ["not empty", "not an axe-deploy build", "--force"]),
     "under_a_file": (_file, [], ["afile.txt", "is a file"]),
     "unwritable": (lambda tmp: "/proc/axe-deploy-test/build", [], ["/proc", "cannot create"]),
+    "unwritable_parent": (lambda tmp: "/proc/build", [], ["cannot create files in /proc"]),
     "empty_name": (lambda tmp: "", [], ["--out is empty"]),
 }
 
