@@ -64,6 +64,10 @@ def summary_table(report: dict) -> str:
     lines += [f"WARNING: {w}" for w in report.get("warnings", [])]
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    from axe_deploy.checks import summary_line
+    verdict = summary_line(report)
+    if verdict:
+        lines.append(verdict)
     return "\n".join(lines)
 
 
@@ -101,6 +105,9 @@ def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
         raise click.ClickException(f"{flow}: {e.args[0] if e.args else e}") from None
     click.echo(summary_table(report))
     click.echo(f"wrote {out}/")
+    from axe_deploy.checks import FAILED_CHECKS_EXIT_CODE, failures
+    if failures(report):  # the build folder is complete, for debugging; the run is not a success
+        sys.exit(FAILED_CHECKS_EXIT_CODE)
 
 
 @main.command("sweep")

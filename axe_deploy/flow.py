@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import hw_flow, zoo
+from axe_deploy import checks, hw_flow, zoo
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
 from axe_deploy.config import FlowConfigError, check_export_bits, layer_values
 from axe_deploy.export import export_model
@@ -107,11 +107,11 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
         "onnxruntime_max_abs_diff": float(np.abs(ort_out - quant_out).max()),
         "test_samples": int(len(y)),
     }
-    checks = {c.name: c for c in integer_check(qonnx, context)}
+    layer_checks = {c.name: c for c in integer_check(qonnx, context)}
     layers = []
     for layer in quant_layers(qonnx):
         props = read_annotation(qonnx.graph.node[layer.node_index])
-        check = checks[layer.layer_name]
+        check = layer_checks[layer.layer_name]
         info = state.ptq.get(layer.layer_name)
         entry = {
             "name": layer.layer_name, "op": layer.op, "M": layer.M, "K": layer.K,
@@ -135,6 +135,15 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
     atol = cfg["validate"]["atol"]
     m = state.report["metrics"]
     m["within_atol"] = bool(m["qonnx_max_abs_diff"] <= atol and m["onnxruntime_max_abs_diff"] <= atol)
+    for name, runtime, key in [("qonnx_vs_torch", "qonnx", "qonnx_max_abs_diff"),
+                               ("onnxruntime_vs_torch", "onnxruntime (QCDQ)", "onnxruntime_max_abs_diff")]:
+        checks.record(state.report, name, m[key] <= atol,
+                      f"{runtime} vs Brevitas on {len(y)} test inputs: max |diff| {m[key]:.2e} "
+                      f"({'<=' if m[key] <= atol else '>'} atol {atol:g})")
+    bad = [f"{l['name']}: {l['overflow_detail']}" for l in layers if not l["overflow_free"]]
+    checks.record(state.report, "integer_overflow", not bad,
+                  "; ".join(bad) or f"{len(layers)} layers: int64 dot products on the test inputs and "
+                  "each row's worst case fit the annotated accumulators")
     return state
 
 

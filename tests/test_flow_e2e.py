@@ -39,6 +39,8 @@ def test_report_contract(build):
     assert [l["name"] for l in on_disk["layers"]] == ["fc1", "fc2", "fc3"]
     assert all(layer_keys <= set(l) for l in on_disk["layers"])
     assert list(on_disk["timings_s"]) == SOFTWARE_STEPS
+    assert on_disk["checks"] == {name: {"passed": True, "detail": on_disk["checks"][name]["detail"]}
+                                 for name in ("qonnx_vs_torch", "onnxruntime_vs_torch", "integer_overflow")}
     for rel in on_disk["artifacts"].values():
         assert (out / rel).is_file()
 
