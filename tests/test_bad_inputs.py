@@ -65,6 +65,12 @@ def _full(tmp):
     return tmp / "mine"
 
 
+def _holds_a_project(tmp):  # a folder with a repository somewhere below it
+    (tmp / "projects" / "proj" / ".git").mkdir(parents=True)
+    (tmp / "projects" / "proj" / "code.py").write_text("keep me")
+    return tmp / "projects"
+
+
 def _file(tmp):
     (tmp / "afile.txt").write_text("keep me")
     return tmp / "afile.txt" / "build"
@@ -76,6 +82,7 @@ OUT_CASES = {
     "root": (lambda tmp: "/", ["--force"], ["filesystem root"]),
     "repository": (_project, ["--force"], ["repository root"]),
     "parent_of_cwd": (lambda tmp: "..", ["--force"], ["contains it"]),
+    "holds_a_repository": (_holds_a_project, ["--force"], ["contains the repository", "projects/proj"]),
     "not_a_build": (_full, [], ["not empty", "not an axe-deploy build", "--force"]),
     "under_a_file": (_file, [], ["afile.txt", "is a file"]),
     "unwritable": (lambda tmp: "/proc/axe-deploy-test/build", [], ["/proc", "cannot create"]),
@@ -341,6 +348,9 @@ def tiny_graph(in_bits=4.0, w_bits=4.0, compute=True) -> ModelWrapper:
 def test_no_layers_with_a_target_is_an_error():
     with pytest.raises(GraphError, match="no Gemm, MatMul or Conv"):
         tiny_graph(compute=False).transform(AnnotateAccumulators(targets={"*": 12}))
+    empty = ModelWrapper(helper.make_model(helper.make_graph([], "empty", [], [])))
+    with pytest.raises(GraphError, match="no Gemm, MatMul or Conv"):
+        empty.transform(AnnotateAccumulators(targets={"*": 12}))
     tiny_graph(compute=False).transform(AnnotateAccumulators())  # without a target: nothing to promise
 
 
