@@ -46,7 +46,13 @@ def check_out(out: str | Path, force: bool = False) -> Path:
     raw = str(out)
     if not raw.strip():
         raise OutDirError("--out is empty: name the build folder, e.g. --out build/my_flow")
-    out = Path(os.path.expanduser(raw)).resolve()
+    try:
+        return _check_out(Path(os.path.expanduser(raw)).resolve(), raw, force)
+    except OSError as e:  # a name too long, a folder we may not list, ...
+        raise OutDirError(f"--out {raw}: {e.strerror or e}") from None
+
+
+def _check_out(out: Path, raw: str, force: bool) -> Path:
     why = _protected(out)
     if why:
         raise OutDirError(f"--out {raw}: refusing to write {out}: {why} (not even with --force); "
