@@ -55,7 +55,14 @@ class AnnotateAccumulators(Transformation):
         self.targets = targets or {}
 
     def apply(self, model: ModelWrapper):
-        for layer in quant_layers(model):
+        layers = quant_layers(model)
+        names = [layer.layer_name for layer in layers]
+        for what, patterns in (("tile size", self.tile_sizes), ("target", self.targets)):
+            for pattern in patterns:
+                if pattern != "*" and not any(match_layer({pattern: True}, n, False) for n in names):
+                    raise GraphError(f"per-layer {what} for '{pattern}' matches no layer; the graph's layers: "
+                                     f"{', '.join(names)}")
+        for layer in layers:
             node = model.graph.node[layer.node_index]
             T = int(match_layer(self.tile_sizes, layer.layer_name, 0) or 0)
             info = accumulator.analyze(layer.q, input_bits=layer.input.bits,

@@ -181,5 +181,11 @@ def models():
         click.echo(name)
 
 
+from axe_deploy.graph_commands import annotate_cmd, check_cmd  # noqa: E402
+
+main.add_command(annotate_cmd)
+main.add_command(check_cmd)
+
+
 if __name__ == "__main__":
     sys.exit(main())

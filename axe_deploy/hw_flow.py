@@ -22,23 +22,26 @@ from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, esti
 from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.validate import run_onnxruntime, run_qonnx
 
 DATAFLOW_FILE = "model.dataflow.onnx"
 
 
 def step_lower(state, cfg):
     """Annotated QONNX -> dataflow graph; its integer executor must match onnxruntime."""
-    model = lower(ModelWrapper(str(state.out / "model.qonnx.onnx")))
-    x = state.bundle.test_x.numpy()
+    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
+    model = lower(qonnx)
+    x = state.test_data()[0]
     ctx = execute_dataflow(model, x)
     out = ctx[model.graph.output[0].name]
-    ort = run_onnxruntime(state.out / "model.qcdq.onnx", x)
+    qcdq = state.out / "model.qcdq.onnx"  # absent for a foreign graph qonnx cannot convert: then qonnx
+    ort = run_onnxruntime(qcdq, x) if qcdq.exists() else run_qonnx(qonnx, x)[qonnx.graph.output[0].name]
     state.hw = {"model": model, "layers": hw_layers(model), "test_out": out}
     state.report["dataflow"] = {
         "nodes": [n.op_type for n in model.graph.node],
         "executor_max_abs_diff_vs_onnxruntime": float(np.abs(out - ort).max()),
         "executor_argmax_equal_onnxruntime": float((out.argmax(1) == ort.argmax(1)).mean()),
+        "executor_reference": "onnxruntime" if qcdq.exists() else "qonnx",
     }
     model.save(str(state.out / DATAFLOW_FILE))
     state.artifacts["dataflow"] = DATAFLOW_FILE
@@ -94,7 +97,7 @@ def step_simulate(state, cfg):
     onnxruntime's argmax), with the testbench's shadow-accumulator overflow check."""
     h = cfg["hardware"]
     model = state.hw["model"]
-    x = state.bundle.test_x.numpy()
+    x = state.test_data()[0]
     if h["sim_vectors"]:
         x = x[: h["sim_vectors"]]
     ctx = execute_dataflow(model, x)

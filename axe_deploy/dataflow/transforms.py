@@ -82,27 +82,81 @@ def _remove_dead_nodes(model: ModelWrapper) -> None:
             model.graph.initializer.remove(init)
 
 
+PREPROCESS_OPS = ("Mul", "Add", "Sub", "Div")
+
+
+def _input_chain(model: ModelWrapper):
+    """From the graph input to the first quantizer: (the tensor the InputQuant reads, the
+    scalar preprocessing nodes in order, the Quant node). Shape-only ops before the first
+    preprocessing node stay in the graph; FINN's TFC/CNV compute ``2x - 1`` there."""
+    tensor, pre = model.graph.input[0].name, []
+    start = tensor
+    while True:
+        consumers = model.find_consumers(tensor) or []
+        if len(consumers) != 1:
+            return start, pre, None
+        node = consumers[0]
+        if node.op_type == "Quant":
+            return start, pre, node
+        if node.op_type in ("Reshape", "Flatten") and not pre:
+            start = node.output[0]
+        elif node.op_type in PREPROCESS_OPS:
+            const = model.get_initializer(node.input[1])
+            if const is None or const.size != 1 or node.input[0] != tensor:
+                raise GraphError(f"input preprocessing node '{node.name}' ({node.op_type}): only x {node.op_type} "
+                                 f"scalar constant is absorbed into the input quantizer; fold per-channel "
+                                 f"preprocessing into the data or the first layer")
+            pre.append(node)
+        else:
+            return start, pre, None
+        tensor = node.output[0]
+
+
 class ConvertInputQuant(Transformation):
-    """The Quant node on the graph input becomes the accelerator's integer input."""
+    """The Quant node on the graph input becomes the accelerator's integer input; scalar
+    Mul/Add/Sub/Div between the input and that Quant (FINN's TFC/CNV preprocessing) are
+    absorbed into it and run in float32 in graph order, as the runtimes do."""
 
     def apply(self, model: ModelWrapper):
-        inp = model.graph.input[0].name
-        q = _consumer(model, inp, "Quant")
+        inp, pre, q = _input_chain(model)
         if q is None:
-            raise GraphError(f"graph input '{inp}' is not read by exactly one Quant node; the "
-                             f"accelerator's input must be quantized (e.g. a QuantIdentity first)")
+            raise GraphError(f"graph input '{model.graph.input[0].name}' is not read by exactly one Quant node "
+                             f"(through shape ops and scalar Mul/Add/Sub/Div); the accelerator's input must be "
+                             f"quantized (e.g. a QuantIdentity first)")
         spec = _quant_spec(model, q)
         if spec.scale.size != 1:
             raise GraphError(f"input Quant node '{q.name}': per-channel input scale is not supported")
+        if spec.bipolar:
+            raise GraphError(f"input Quant node '{q.name}': a bipolar (1-bit signed) input has no integer "
+                             f"datapath here; use an input quantizer of 2 or more bits")
         lo, hi = (DataType[spec.datatype].min() + int(spec.narrow and spec.signed), DataType[spec.datatype].max())
+        extra = {}
+        if pre:
+            extra = dict(preprocess_ops=[n.op_type for n in pre],
+                         preprocess_consts=[float(model.get_initializer(n.input[1]).reshape(-1)[0]) for n in pre])
         node = helper.make_node("InputQuant", [inp], [q.output[0]], name="InputQuant_0", domain=DOMAIN,
                                 scale=float(spec.scale.reshape(-1)[0]), min=int(lo), max=int(hi),
-                                outputDataType=spec.datatype)
-        model.graph.node.insert(list(model.graph.node).index(q), node)
-        model.graph.node.remove(q)
+                                outputDataType=spec.datatype, **extra)
+        first = pre[0] if pre else q
+        model.graph.node.insert(list(model.graph.node).index(first), node)
+        for n in pre + [q]:
+            model.graph.node.remove(n)
         model.set_tensor_datatype(q.output[0], DataType[spec.datatype])
         _remove_dead_nodes(model)
         return model, False
+
+
+def preprocess(node, x: np.ndarray) -> np.ndarray:
+    """The InputQuant's absorbed scalar preprocessing, in float32 as the graph computed it."""
+    ops = [o.decode() if isinstance(o, bytes) else o for o in _attr(node, "preprocess_ops") or []]
+    consts = _attr(node, "preprocess_consts") or []
+    if not ops:
+        return x
+    y = np.asarray(x, dtype=np.float32)
+    for op, c in zip(ops, consts):
+        c = np.float32(c)
+        y = {"Mul": lambda: y * c, "Add": lambda: y + c, "Sub": lambda: y - c, "Div": lambda: y / c}[op]()
+    return y.astype(np.float64)
 
 
 def _bias(model: ModelWrapper, node, M: int) -> np.ndarray:
