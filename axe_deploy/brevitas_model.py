@@ -94,10 +94,20 @@ def quant_model_from_float(float_model: nn.Module, *, weight_bits: int = 4, act_
     # A subclass whose forward quantizes the input first: the user's forward runs unchanged
     # and every module keeps its name (a wrapper module would prefix them).
     model.__class__ = type(f"Quant{cls.__name__}", (cls,), {"forward": forward, "__module__": cls.__module__})
-    for name, module in model.named_modules():
-        if isinstance(module, (qnn.QuantLinear, qnn.QuantConv2d)):
-            module.register_forward_pre_hook(_needs_quant_input(name))
     return model
+
+
+@torch.no_grad()
+def check_forward(model: nn.Module, x: torch.Tensor) -> None:
+    """Run ``model`` once on ``x`` and refuse a forward the conversion could not follow: a
+    quantized layer whose input is not a QuantTensor (a functional ReLU, arithmetic after it)."""
+    handles = [module.register_forward_pre_hook(_needs_quant_input(name)) for name, module in model.named_modules()
+               if isinstance(module, (qnn.QuantLinear, qnn.QuantConv2d))]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _is_torch_module(module: nn.Module) -> bool:
@@ -127,7 +137,6 @@ def bundle_from_float(float_model: nn.Module, quant: dict, *, calib_x: torch.Ten
         float_model, weight_bits=quant.get("weight_bits", 4), act_bits=quant.get("act_bits", 4),
         input_bits=quant.get("input_bits", 8), input_range=input_range,
         layer_weight_bits=layer_values(quant, "weight_bits"))
-    with torch.no_grad():  # surfaces a forward the conversion cannot follow now, not in the PTQ
-        quant_model(calib_x[:2])
+    check_forward(quant_model, calib_x[:2])  # now, not deep in the PTQ
     return ModelBundle(name=name or type(float_model).__name__, float_model=float_model, quant_model=quant_model,
                        calib_x=calib_x, test_x=test_x, test_y=test_y, **bundle_kwargs)
