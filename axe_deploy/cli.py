@@ -22,10 +22,12 @@ def _threads() -> None:
 def summary_table(report: dict) -> str:
     m = report.get("metrics", {})
     lines = [f"flow {report['flow']} · model {report['model']}"]
-    if m:
-        lines.append(f"accuracy: float {m['float_accuracy']:.4f}  brevitas {m['quant_accuracy']:.4f}  "
-                     f"qonnx {m['qonnx_accuracy']:.4f}  onnxruntime {m['onnxruntime_accuracy']:.4f}  "
-                     f"(max |diff| qonnx {m['qonnx_max_abs_diff']:.2e}, ort {m['onnxruntime_max_abs_diff']:.2e})")
+    if m:  # a [model] onnx flow has no float/brevitas model, maybe no targets or QCDQ twin: '-'
+        def f(key, spec=".4f"):
+            return "-" if m.get(key) is None else format(m[key], spec)
+        lines.append(f"accuracy: float {f('float_accuracy')}  brevitas {f('quant_accuracy')}  "
+                     f"qonnx {f('qonnx_accuracy')}  onnxruntime {f('onnxruntime_accuracy')}  "
+                     f"(max |diff| qonnx {f('qonnx_max_abs_diff', '.2e')}, ort {f('onnxruntime_max_abs_diff', '.2e')})")
     ev = report.get("evaluation")
     if ev:
         lines.append(f"{ev['metric']}: float {ev['float']:.4f}  quantized {ev['quantized']:.4f}")

@@ -23,7 +23,7 @@ from axe_deploy import foreign, hw_flow, zoo
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
 from axe_deploy.dataflow.lower import lower
 from axe_deploy.config import FlowConfigError, layer_values, model_label
-from axe_deploy.export import export_model
+from axe_deploy.export import export_model, symbolic_batch
 from axe_deploy.graph import quant_layers
 from axe_deploy.model import ModelBundle, build_user_bundle, load_model_function
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
@@ -46,6 +46,7 @@ class BuildState:
     flow_dir: Path = Path(".")  # relative paths in the flow file are relative to it
     inputs: np.ndarray | None = None  # test data of a [model] onnx flow ([data] inputs, targets)
     targets: np.ndarray | None = None
+    ort_optimize: bool = True  # off for a foreign graph's QCDQ twin (see validate.run_onnxruntime)
 
     def test_data(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(test inputs, targets or None): the bundle's, or a [model] onnx flow's [data]."""
@@ -95,11 +96,15 @@ def step_import_onnx(state: BuildState, cfg: dict) -> BuildState:
     and [data] gives the test inputs (and targets). The steps after it are the zoo's."""
     model = foreign.load_graph(state.flow_dir / cfg["model"]["onnx"])
     model.save(str(state.out / QONNX_FILE))
+    symbolic_batch(state.out / QONNX_FILE)
     state.artifacts["qonnx"] = QONNX_FILE
     qcdq, why = foreign.to_qcdq(model)
     if qcdq is not None:
         qcdq.save(str(state.out / QCDQ_FILE))
+        symbolic_batch(state.out / QCDQ_FILE)
         state.artifacts["qcdq"] = QCDQ_FILE
+        state.ort_optimize = False
+        state.report["onnxruntime_optimizations"] = "disabled"
     else:
         state.report["onnxruntime_skipped"] = why
     data = cfg["data"]
@@ -131,7 +136,7 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
     context = run_qonnx(qonnx, x)
     qonnx_out = context[qonnx.graph.output[0].name]
     has_qcdq = (state.out / QCDQ_FILE).exists()
-    ort_out = run_onnxruntime(state.out / QCDQ_FILE, x) if has_qcdq else None
+    ort_out = run_onnxruntime(state.out / QCDQ_FILE, x, state.ort_optimize) if has_qcdq else None
     score = (lambda out: accuracy(out, y)) if y is not None else (lambda out: None)
     if b is not None:
         with torch.no_grad():

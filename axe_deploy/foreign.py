@@ -20,7 +20,7 @@ from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import RemoveStaticGraphInputs
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy.graph import GraphError
+from axe_deploy.graph import GraphError, _attr
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -45,7 +45,21 @@ def load_graph(path: str | Path) -> ModelWrapper:
         if not node.name:
             node.name = f"{node.op_type}_{i}"
     model = model.transform(InferShapes()).transform(FoldConstants())
+    _batch_free_reshapes(model)
     return model
+
+
+def _batch_free_reshapes(model: ModelWrapper) -> None:
+    """A traced ``x.view(x.shape[0], -1)`` folds to the constant shape [1, ...] of the export's
+    batch; make its first entry 0 (copy the input's batch) so that the graph runs any batch."""
+    for node in model.graph.node:
+        if node.op_type != "Reshape":
+            continue
+        shape, inp = model.get_initializer(node.input[1]), model.get_tensor_shape(node.input[0])
+        if shape is not None and len(shape) and shape[0] == 1 and inp and inp[0] == 1 and not _attr(node, "allowzero", 0):
+            fixed = np.array(shape, dtype=np.int64)
+            fixed[0] = 0
+            model.set_initializer(node.input[1], fixed)
 
 
 def to_qcdq(model: ModelWrapper) -> tuple[ModelWrapper | None, str]:

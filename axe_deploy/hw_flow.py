@@ -35,7 +35,7 @@ def step_lower(state, cfg):
     ctx = execute_dataflow(model, x)
     out = ctx[model.graph.output[0].name]
     qcdq = state.out / "model.qcdq.onnx"  # absent for a foreign graph qonnx cannot convert: then qonnx
-    ort = run_onnxruntime(qcdq, x) if qcdq.exists() else run_qonnx(qonnx, x)[qonnx.graph.output[0].name]
+    ort = run_onnxruntime(qcdq, x, state.ort_optimize) if qcdq.exists() else run_qonnx(qonnx, x)[qonnx.graph.output[0].name]
     state.hw = {"model": model, "layers": hw_layers(model), "test_out": out}
     state.report["dataflow"] = {
         "nodes": [n.op_type for n in model.graph.node],
