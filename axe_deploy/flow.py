@@ -250,7 +250,8 @@ def check_model_source(cfg: dict, where: str, steps: list[str]) -> None:
                                   f"(paths are relative to the flow file)")
     model = foreign.load_graph(flow_dir / m["onnx"])
     q = cfg["quant"]
-    model = model.transform(AnnotateAccumulators({"*": q["tile_size"], **layer_values(q, "tile_size")}))
+    model = model.transform(AnnotateAccumulators({"*": q["tile_size"], **layer_values(q, "tile_size")},
+                                                 {"*": q["accumulator_bits"], **layer_values(q, "accumulator_bits")}))
     if "lower" in steps:
         lower(model)
 

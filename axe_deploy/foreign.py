@@ -40,13 +40,58 @@ def load_graph(path: str | Path) -> ModelWrapper:
     ops = {n.op_type for n in model.graph.node}
     if ops & set(QDQ_OPS) and not ops & {"Quant", "BipolarQuant"}:
         from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
-        model = model.transform(QCDQToQuant())
+        _constant_dequant_to_quant(model)
+        try:
+            model = model.transform(InferShapes()).transform(QCDQToQuant())
+        except Exception as e:  # qonnx's rewriter raises whatever it meets
+            raise GraphError(f"{path}: qonnx cannot turn its QuantizeLinear/DequantizeLinear pairs into Quant "
+                             f"nodes ({type(e).__name__}: {e})") from None
     for i, node in enumerate(model.graph.node):  # errors and layer names need node names
         if not node.name:
             node.name = f"{node.op_type}_{i}"
     model = model.transform(InferShapes()).transform(FoldConstants())
     _batch_free_reshapes(model)
     return model
+
+
+def _constant_dequant_to_quant(model: ModelWrapper) -> None:
+    """QCDQ weights are stored as integers: int8 constant -> (Clip) -> DequantizeLinear. Make
+    each such chain a QONNX ``Quant`` of the dequantized constant, with the bit width,
+    signedness and narrow range of the integer range (the Clip's, else the integer type's),
+    so that the layer's integer weights are read as they are in a QONNX file."""
+    from onnx import helper
+    for dq in [n for n in model.graph.node if n.op_type == "DequantizeLinear"]:
+        clip = model.find_producer(dq.input[0])
+        source = clip.input[0] if clip is not None and clip.op_type == "Clip" else dq.input[0]
+        q_int = model.get_initializer(source)
+        scale = model.get_initializer(dq.input[1])
+        zp = model.get_initializer(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else np.zeros(1, np.int8)
+        if q_int is None or scale is None or zp is None or (clip is not None and clip.op_type != "Clip"):
+            continue
+        info = np.iinfo(q_int.dtype)
+        lo, hi = int(info.min), int(info.max)
+        if clip is not None:
+            lo, hi = (int(model.get_initializer(t)) for t in clip.input[1:3])
+        signed = lo < 0
+        bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1 if signed else hi.bit_length()
+        axis = _attr(dq, "axis", 1)
+        shape = [1] * q_int.ndim
+        if scale.size > 1:
+            shape[axis] = scale.size
+        scale_f = scale.astype(np.float32).reshape(shape)
+        w = ((q_int.astype(np.float64) - zp.astype(np.float64).reshape(shape if zp.size > 1 else ())) * scale_f)
+        names = [f"{dq.name}_{k}" for k in ("weight", "scale", "zeropt", "bitwidth")]
+        model.set_initializer(names[0], w.astype(np.float32))
+        model.set_initializer(names[1], scale_f)
+        model.set_initializer(names[2], np.zeros_like(scale_f) if zp.size > 1 else np.zeros((), np.float32))
+        model.set_initializer(names[3], np.array(bits, dtype=np.float32))
+        node = helper.make_node("Quant", names, [dq.output[0]], name=dq.name, domain="qonnx.custom_op.general",
+                                signed=int(signed), narrow=int(signed and lo == -hi), rounding_mode="ROUND")
+        idx = list(model.graph.node).index(dq)
+        model.graph.node.insert(idx, node)
+        model.graph.node.remove(dq)
+        if clip is not None and clip.op_type == "Clip" and not model.find_consumers(clip.output[0]):
+            model.graph.node.remove(clip)
 
 
 def _batch_free_reshapes(model: ModelWrapper) -> None:

@@ -35,7 +35,7 @@ from qonnx.transformation.base import Transformation
 
 from axe_deploy.annotate import read_annotation
 from axe_deploy.dataflow.thresholds import layer_thresholds
-from axe_deploy.graph import PASS_THROUGH_OPS, GraphError, _attr, _quant_spec, quant_layers
+from axe_deploy.graph import PASS_THROUGH_OPS, QUANT_OPS, GraphError, _attr, _quant_spec, quant_layers
 
 DOMAIN = "axe_deploy.dataflow"
 DATAFLOW_OPS = ("InputQuant", "MVAU", "ChannelwiseAffine", "ConvolutionInputGenerator", "StreamingMaxPool")
@@ -96,7 +96,7 @@ def _input_chain(model: ModelWrapper):
         if len(consumers) != 1:
             return start, pre, None
         node = consumers[0]
-        if node.op_type == "Quant":
+        if node.op_type in QUANT_OPS:
             return start, pre, node
         if node.op_type in ("Reshape", "Flatten") and not pre:
             start = node.output[0]
@@ -231,6 +231,10 @@ def _affine_chain(model: ModelWrapper, node, M: int):
 def _following_act_quant(model: ModelWrapper, tensor: str, name: str):
     """(Relu or None, Quant) after ``tensor``, or (None, None) for a last layer."""
     relu = _consumer(model, tensor, "Relu")
+    bipolar = _consumer(model, relu.output[0] if relu else tensor, "BipolarQuant")
+    if bipolar is not None:
+        raise GraphError(f"BipolarQuant '{bipolar.name}' after '{name}': a bipolar (±1) activation has no "
+                         f"threshold datapath here; use activations of 2 or more bits")
     act = _consumer(model, relu.output[0] if relu else tensor, "Quant")
     if act is None:
         if relu is not None:
