@@ -57,7 +57,6 @@ def trained(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, epoch
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
-    torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(0)
     for _ in range(epochs):
@@ -69,17 +68,17 @@ def trained(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, epoch
     return model.eval()
 
 
-def _bundle(model, name, image, quant, epochs):
+def _bundle(make, name, image, quant, epochs):
     x_tr, x_te, y_tr, y_te = digits(image)
-    torch.manual_seed(0)
-    float_model = trained(model, x_tr, y_tr, name, epochs)
+    torch.manual_seed(0)  # before the model's initial weights are drawn: the same model every run
+    float_model = trained(make(), x_tr, y_tr, name, epochs)
     return bundle_from_float(float_model, quant, calib_x=x_tr, test_x=x_te, test_y=y_te,
                              input_range=(0.0, 1.0), name=name)
 
 
 def digits_mlp(quant: dict):
-    return _bundle(MLP(), "my-mlp", False, quant, epochs=60)
+    return _bundle(MLP, "my-mlp", False, quant, epochs=60)
 
 
 def digits_cnn(quant: dict):
-    return _bundle(CNN(), "my-cnn", True, quant, epochs=40)
+    return _bundle(CNN, "my-cnn", True, quant, epochs=40)

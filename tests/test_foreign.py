@@ -185,7 +185,7 @@ def onnx_flow(folder, path, x, y=None, extra=""):
 def hw_cfg(flow, vectors):
     return config.load(flow, ['flow.steps=["import_onnx", "annotate", "validate", "lower", "fold", "rtl", '
                               '"simulate", "report"]', f"hardware.sim_vectors={vectors}",
-                              "hardware.target_cycles=4096"])
+                              "hardware.target_cycles=16384"])
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tfc_2w2a", "cnv_2w2a", "stock"])
