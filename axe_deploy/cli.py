@@ -70,7 +70,17 @@ def summary_table(report: dict) -> str:
 
 @click.group()
 def main():
-    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators."""
+    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators.
+
+    \b
+    Your own model (README "Your own model"; examples/):
+      plain PyTorch  axe-deploy run examples/my_mlp.toml --out build/my_mlp
+                     ([model] module = "my_models:digits_mlp" returns a ModelBundle)
+      Brevitas       axe-deploy run examples/my_brevitas_mlp.toml --out build/my_brevitas_mlp
+      QONNX file     axe-deploy run FLOW.toml --out DIR  with [model] onnx = "model.onnx"
+                     and [data] inputs = "x.npy"; or, for the widths alone:
+                     axe-deploy annotate IN.onnx OUT.onnx / axe-deploy check IN.onnx
+    """
 
 
 @main.command()

@@ -82,3 +82,39 @@ def digits_mlp(quant: dict):
 
 def digits_cnn(quant: dict):
     return _bundle(CNN, "my-cnn", True, quant, epochs=40)
+
+
+class BrevitasMLP(nn.Module):
+    """The Brevitas route: your own quantized model, written with Brevitas layers and the
+    public quantizers of axe_deploy.quantizers, module names equal to MLP's."""
+
+    def __init__(self, weight_bits=4, act_bits=4, input_bits=8):
+        super().__init__()
+        import brevitas.nn as qnn
+
+        from axe_deploy.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
+
+        def linear(k, m):
+            return qnn.QuantLinear(k, m, bias=True, weight_quant=WeightQuant, bias_quant=BiasQuant,
+                                   weight_bit_width=weight_bits)
+
+        def relu():
+            return qnn.QuantReLU(act_quant=ReluQuant, bit_width=act_bits, return_quant_tensor=True)
+
+        self.inp = qnn.QuantIdentity(act_quant=input_quant(1.0, input_bits), return_quant_tensor=True)
+        self.layers = nn.Sequential(linear(64, 128), relu(), linear(128, 64), relu(), linear(64, 10))
+
+    def forward(self, x):
+        return self.layers(self.inp(x))
+
+
+def brevitas_mlp(quant: dict):
+    """A ModelBundle built by hand: the trained float MLP and your Brevitas model."""
+    from axe_deploy import ModelBundle
+    x_tr, x_te, y_tr, y_te = digits(False)
+    torch.manual_seed(0)
+    float_model = trained(MLP(), x_tr, y_tr, "my-mlp", epochs=60)
+    quant_model = BrevitasMLP(quant["weight_bits"], quant["act_bits"], quant["input_bits"])
+    quant_model.load_state_dict(float_model.state_dict(), strict=False)
+    return ModelBundle(name="my-brevitas-mlp", float_model=float_model, quant_model=quant_model.eval(),
+                       calib_x=x_tr, test_x=x_te, test_y=y_te)
