@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +17,14 @@ import numpy as np
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import foreign, hw_flow, zoo
+from axe_deploy import checks, foreign, hw_flow, zoo
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
+from axe_deploy.config import FlowConfigError, check_export_bits, layer_values, model_label
 from axe_deploy.dataflow.lower import lower
-from axe_deploy.config import FlowConfigError, layer_values, model_label
 from axe_deploy.export import export_model, symbolic_batch
 from axe_deploy.graph import quant_layers
 from axe_deploy.model import ModelBundle, build_user_bundle, load_model_function
+from axe_deploy.outdir import build_folder
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -153,11 +152,11 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
         "onnxruntime_max_abs_diff": float(np.abs(ort_out - reference).max()) if has_qcdq else None,
         "test_samples": int(len(x)),
     }
-    checks = {c.name: c for c in integer_check(qonnx, context)}
+    layer_checks = {c.name: c for c in integer_check(qonnx, context)}
     layers = []
     for layer in quant_layers(qonnx):
         props = read_annotation(qonnx.graph.node[layer.node_index])
-        check = checks[layer.layer_name]
+        check = layer_checks[layer.layer_name]
         info = state.ptq.get(layer.layer_name)
         entry = {
             "name": layer.layer_name, "op": layer.op, "M": layer.M, "K": layer.K,
@@ -181,6 +180,18 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
     atol = cfg["validate"]["atol"]
     m = state.report["metrics"]
     m["within_atol"] = bool(m["qonnx_max_abs_diff"] <= atol and (m["onnxruntime_max_abs_diff"] or 0.0) <= atol)
+    reference_name = "Brevitas" if b is not None else "the QONNX graph"
+    for name, runtime, key in [("qonnx_vs_torch", "qonnx", "qonnx_max_abs_diff"),
+                               ("onnxruntime_vs_torch", "onnxruntime (QCDQ)", "onnxruntime_max_abs_diff")]:
+        if m[key] is None or (b is None and key == "qonnx_max_abs_diff"):
+            continue  # no QCDQ twin, or a foreign graph that is its own reference
+        checks.record(state.report, name, m[key] <= atol,
+                      f"{runtime} vs {reference_name} on {len(x)} test inputs: max |diff| {m[key]:.2e} "
+                      f"({'<=' if m[key] <= atol else '>'} atol {atol:g})")
+    bad = [f"{l['name']}: {l['overflow_detail']}" for l in layers if not l["overflow_free"]]
+    checks.record(state.report, "integer_overflow", not bad,
+                  "; ".join(bad) or f"{len(layers)} layers: int64 dot products on the test inputs and "
+                  "each row's worst case fit the annotated accumulators")
     return state
 
 
@@ -193,7 +204,35 @@ def step_evaluate(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
+# A quantized model this much worse than the float one gets a warning in report.json and
+# the summary: 5 points of accuracy, or 5 % more perplexity (metrics where lower is better).
+ACCURACY_DROP_WARNING = 0.05
+LOWER_IS_BETTER_RATIO_WARNING = 1.05
+
+
+def metric_warnings(report: dict) -> list[str]:
+    """Warnings about the quantized metric against the float one (empty when it held up)."""
+    m, ev = report.get("metrics"), report.get("evaluation")
+    if m:
+        name, higher, ref, got = "accuracy", True, m["float_accuracy"], m["quant_accuracy"]
+    elif ev:
+        name, higher, ref, got = ev["metric"], ev["higher_is_better"], ev["float"], ev["quantized"]
+    else:
+        return []
+    if ref is None or got is None:  # a foreign graph has no float model to compare with
+        return []
+    fix = "raise quant.accumulator_bits or the bit widths, or try another quant.algorithm"
+    if higher and ref - got > ACCURACY_DROP_WARNING:
+        return [f"quantized {name} {got:.4f} is {100 * (ref - got):.1f} points below float {ref:.4f} "
+                f"(more than {100 * ACCURACY_DROP_WARNING:.0f}); {fix}"]
+    if not higher and got > LOWER_IS_BETTER_RATIO_WARNING * ref:
+        return [f"quantized {name} {got:.4f} is {100 * (got / ref - 1):.1f}% above float {ref:.4f} "
+                f"(more than {100 * (LOWER_IS_BETTER_RATIO_WARNING - 1):.0f}%); {fix}"]
+    return []
+
+
 def step_report(state: BuildState, cfg: dict) -> BuildState:
+    state.report["warnings"] = metric_warnings(state.report)
     if state.ptq:
         state.report["ptq"] = [
             {"name": name, "algorithm": i.algorithm, "weight_bits": i.weight_bits, "input_bits": i.input_bits,
@@ -263,6 +302,8 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if unknown:
         raise FlowConfigError(f"{where}: unknown step(s) {unknown} in 'flow.steps'; "
                               f"known steps: {', '.join(STEPS)}")
+    if "export" in steps:
+        check_export_bits(cfg, where)
     check_model_source(cfg, where, steps)
     if not (cfg["model"]["module"] or cfg["model"]["onnx"]) and cfg["model"]["name"] not in zoo.names():
         raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
@@ -270,17 +311,15 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     return steps
 
 
-def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print) -> dict:
-    """Run the flow into ``out``; returns the report. ``out`` is replaced only on success."""
+def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, force: bool = False) -> dict:
+    """Run the flow into ``out``; returns the report. ``out`` is replaced only on success,
+    and only if it is absent, empty or an earlier build (any folder with ``force``, never
+    a project or home folder: :mod:`axe_deploy.outdir`)."""
     steps = check_flow(cfg, where)
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = BuildState(out=tmp, flow_dir=Path(where).parent,
-                       report={"flow": cfg["flow"]["name"], "model": model_label(cfg), "config": cfg, "timings_s": {}})
-    try:
+    with build_folder(out, flow=cfg["flow"]["name"], force=force) as tmp:
+        state = BuildState(out=tmp, flow_dir=Path(where).parent,
+                           report={"flow": cfg["flow"]["name"], "model": model_label(cfg), "config": cfg,
+                                   "timings_s": {}})
         for name in steps:
             start = time.perf_counter()
             progress(f"[axe-deploy] {name} ...")
@@ -288,9 +327,4 @@ def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print) ->
             state.report["timings_s"][name] = round(time.perf_counter() - start, 3)
         if "report" in steps:  # again, now that every step's time is known
             step_report(state, cfg)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return state.report
