@@ -136,6 +136,8 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    if cfg["model"].get("module") or cfg["model"].get("onnx"):  # else it would sweep the default zoo model
+        raise ValueError("sweep runs zoo models ([model] name) only; a [model] module or onnx flow is not swept yet")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sweep.json"
     result = json.loads(path.read_text()) if path.is_file() else None
