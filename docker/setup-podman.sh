@@ -18,8 +18,11 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # exit status 2: apt-get cannot install here (no network, no mirror)
+  if ! apt-get update -qq || ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    echo "setup-podman.sh: apt-get could not install ${missing[*]}" >&2
+    exit 2
+  fi
   echo "setup-podman.sh: installed ${missing[*]}"
 fi
 
@@ -32,6 +35,6 @@ if [ -f "$conf" ] && grep -Eq '^[[:space:]]*\[containers\][[:space:]]*$' "$conf"
   # keys of a TOML table go right after its header
   sed -i -E '0,/^[[:space:]]*\[containers\][[:space:]]*$/s//&\ndefault_ulimits = []/' "$conf"
 else
-  printf '\n[containers]\ndefault_ulimits = []\n' >> "$conf"
+  { [ -s "$conf" ] && echo; printf '[containers]\ndefault_ulimits = []\n'; } >> "$conf"
 fi
 echo "setup-podman.sh: set default_ulimits = [] in $conf"
