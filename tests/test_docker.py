@@ -58,8 +58,10 @@ def _run(cmd, log: Path, timeout: float, **kw) -> subprocess.CompletedProcess:
 
 
 def _podman(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs", *args],
-                          capture_output=True, text=True)
+    """podman with the flags docker/run.sh gives it."""
+    return subprocess.run(["bash", "-c", 'source "$0" && select_engine && "${engine[@]}" "$@"',
+                           str(DOCKER / "engine.sh"), *args],
+                          capture_output=True, text=True, env={**os.environ, "AXE_CONTAINER_ENGINE": "podman"})
 
 
 def _has_image(tag: str) -> bool:
