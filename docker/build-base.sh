@@ -54,6 +54,7 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 # The host's pip configuration, keys and the files they name, at the same paths.
 pip_config=$(host_pip_config)
 if [ -n "$pip_config" ]; then
+  # shellcheck disable=SC2001  # the first '=' of each line
   { echo "[global]"; sed 's/=/ = /' <<< "$pip_config"; } > "$rootfs/etc/pip.conf"
   while IFS='=' read -r key val; do
     case $key in cert|client-cert|constraint|requirement) ;; *) continue ;; esac

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by docker/run.sh and docker/build-base.sh: which container engine to use and how
 # to call it, and the host's pip configuration.
 #
@@ -10,6 +11,7 @@
 # Sets engine=(command and global flags), engine_name (docker|podman) and net_args (the
 # network arguments of build and run: the host's network under podman, which needs no
 # CNI bridge or iptables; Docker's default bridge otherwise).
+# shellcheck disable=SC2034  # engine_name and net_args are for the caller
 select_engine() {
   local choice=${AXE_CONTAINER_ENGINE:-}
   if [ -n "$choice" ]; then
@@ -17,7 +19,7 @@ select_engine() {
       echo "$(basename "$0"): AXE_CONTAINER_ENGINE=$choice not found; set it to docker or podman" >&2
       return 1
     fi
-  elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  elif command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then
     choice=docker
   elif command -v podman >/dev/null 2>&1; then
     choice=podman

@@ -35,6 +35,7 @@ if [ -f "$conf" ] && grep -Eq '^[[:space:]]*\[containers\][[:space:]]*$' "$conf"
   # keys of a TOML table go right after its header
   sed -i -E '0,/^[[:space:]]*\[containers\][[:space:]]*$/s//&\ndefault_ulimits = []/' "$conf"
 else
-  { [ -s "$conf" ] && echo; printf '[containers]\ndefault_ulimits = []\n'; } >> "$conf"
+  if [ -s "$conf" ]; then echo >> "$conf"; fi
+  printf '[containers]\ndefault_ulimits = []\n' >> "$conf"
 fi
 echo "setup-podman.sh: set default_ulimits = [] in $conf"
