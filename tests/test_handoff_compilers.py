@@ -100,3 +100,66 @@ def test_hls4ml_is_exact_with_the_proven_accum_and_wraps_one_bit_narrower(build,
     wrong = int((np.abs(y.reshape(ort.shape) - ort).max(axis=1) > 1e-3).sum())
     print(f"{out.name}: one bit narrower, {wrong}/{len(worst)} worst-case inputs give wrong outputs")
     assert wrong > 0
+
+
+def _foreign_qonnx(path: Path) -> Path:
+    """A QONNX file not made by axe-deploy or Brevitas: MatMul layers, per-channel INT3 weights,
+    a UINT4 input quantizer with a power-of-two scale, foreign node names; annotated by us."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from axe_deploy.annotate import AnnotateAccumulators
+
+    rng = np.random.default_rng(7)
+    inits, nodes = {}, []
+
+    def quant(name, src, scale, bits, signed, narrow=0):
+        for k, v in {"s": scale, "z": 0.0, "b": float(bits)}.items():
+            inits[f"{name}_{k}"] = np.asarray(v, dtype=np.float32)
+        nodes.append(helper.make_node("Quant", [src, f"{name}_s", f"{name}_z", f"{name}_b"], [name],
+                                      name=f"node_{name}", domain="qonnx.custom_op.general", signed=signed,
+                                      narrow=narrow, rounding_mode="ROUND"))
+
+    quant("xq", "inp", 0.125, 4, 0)
+    for i, (k, m) in enumerate([(16, 8), (8, 4)]):
+        scale = rng.uniform(0.05, 0.2, size=(1, m)).astype(np.float32)
+        inits[f"w{i}"] = (rng.integers(-3, 4, size=(k, m)) * scale).astype(np.float32)
+        quant(f"wq{i}", f"w{i}", scale, 3, 1, narrow=1)
+        src = "xq" if i == 0 else "aq0"
+        out = "out" if i == 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [src, f"wq{i}"], [out], name=f"node_linear_{i}"))
+        if i == 0:
+            nodes.append(helper.make_node("Relu", [out], [f"r{i}"], name=f"node_relu_{i}"))
+            quant(f"aq{i}", f"r{i}", 0.3, 4, 0)
+    graph = helper.make_graph(nodes, "foreign", [helper.make_tensor_value_info("inp", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
+                              initializer=[helper.make_tensor(n, TensorProto.FLOAT, v.shape, v.flatten())
+                                           for n, v in inits.items()])
+    model = ModelWrapper(qonnx_make_model(graph)).transform(AnnotateAccumulators())
+    model.save(str(path))
+    return path
+
+
+def test_foreign_qonnx_through_finn_and_hls4ml(tmp_path, finn_venv):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from axe_deploy.handoff.finn import write_handoff as write_finn
+    from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml
+    from axe_deploy.handoff.steps import run_finn_handoff
+    from axe_deploy.validate import run_qonnx
+
+    qonnx = _foreign_qonnx(tmp_path / "foreign.onnx")
+    write_finn(tmp_path / "finn", qonnx, None, part="xc7z020clg400-1", clock_ns=10.0)
+    x = np.random.default_rng(1).uniform(0, 2, size=(48, 16)).astype(np.float32)
+    model = ModelWrapper(str(qonnx))
+    ref = run_qonnx(model, x)[model.graph.output[0].name]
+    finn = run_finn_handoff(tmp_path / "finn", x, {"finn": {"venv": str(finn_venv)}})
+    assert len(finn["steps_completed"]) == FINN_STEPS.index(LAST_VIVADO_FREE_STEP) + 1
+    assert [m["status"] for m in finn["mvaus"]] in (["equal", "equal"], ["equal", "wider"])
+    np.testing.assert_allclose(finn["outputs"], ref, rtol=0, atol=1e-4)
+    if HAVE_HLS4ML:
+        write_hls4ml(tmp_path / "hls4ml", qonnx, part="xc7z020clg400-1", clock_mhz=100.0)
+        y, accum = run_hls4ml_build(tmp_path / "hls4ml", x)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-4)
+        assert len(accum) == 2

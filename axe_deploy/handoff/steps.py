@@ -107,7 +107,7 @@ def _finn_env(venv: Path, root: Path, build_dir: Path) -> dict:
     return env
 
 
-def _compare(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
+def _compare(got: np.ndarray, ref: np.ndarray) -> dict:
     got = np.asarray(got).reshape(ref.shape)
     argmax = float((got.argmax(1) == ref.argmax(1)).mean())
     diff = float(np.abs(got - ref).max())
@@ -130,16 +130,21 @@ def _total(resources: dict | None, key: str):
     return total.get(key)
 
 
-def step_finn(state, cfg):
-    """Run the FINN handoff's Vivado-free steps in FINN's venv; record the ``finn`` section."""
-    folder = state.out / "finn"
-    if not (folder / "build.py").is_file():
-        raise FlowConfigError("step 'finn' needs the FINN handoff: put 'handoff' before 'finn' in flow.steps")
+class FinnBuildError(RuntimeError):
+    """FINN's Vivado-free build of a handoff stopped; the message has the end of its output."""
+
+
+def run_finn_handoff(folder: Path, x: np.ndarray, cfg: dict | None = None) -> dict:
+    """The FINN handoff in ``folder`` through FINN's Vivado-free steps in FINN's venv, then FINN's
+    ``execute_onnx`` on ``x`` (float inputs, quantized as ``input_quantization.json`` says).
+
+    Returns FINN's record: steps completed, accDataType per MVAU against ours, its outputs
+    (``outputs``, an array) and its estimates. Works on any handoff written by
+    :func:`axe_deploy.handoff.finn.write_handoff`, from our flow or from a foreign QONNX file.
+    """
     venv, root = finn_venv(cfg), finn_root(cfg)
-    iq_raw = _json(folder / "input_quantization.json")
-    iq = InputQuantization(iq_raw["scale"], iq_raw["datatype"], iq_raw["min"], iq_raw["max"])
-    x = state.bundle.test_x.numpy()
-    ort = run_onnxruntime(state.out / "model.qcdq.onnx", x)
+    iq = _json(folder / "input_quantization.json")
+    iq = InputQuantization(iq["scale"], iq["datatype"], iq["min"], iq["max"])
     with tempfile.TemporaryDirectory(prefix="axe-finn-") as tmp:
         inputs = Path(tmp) / "inputs.npy"
         np.save(inputs, quantize_input(x, iq))
@@ -149,33 +154,50 @@ def step_finn(state, cfg):
                               capture_output=True, text=True, timeout=FINN_TIMEOUT_S, stdin=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
     out = folder / "output"
-    (out / "axe_finn_stdout.log").parent.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "axe_finn_stdout.log").write_text(proc.stdout + proc.stderr)
-    steps_done = _json(out / "time_per_step.json") or {}
-    section = {"finn_commit": finn_commit(root), "seconds": round(seconds, 2), "steps_completed": list(steps_done),
-               "log": "finn/output/build_dataflow.log"}
-    state.report["finn"] = section
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
-        _check(state, "finn_build", False, "FINN's Vivado-free steps failed: " + " | ".join(tail[-3:]))
-        raise RuntimeError("FINN's Vivado-free build of finn/ failed (see finn/output/build_dataflow.log):\n"
-                           + "\n".join(tail))
-    rows = _json(out / "axe_accumulator_check.json")["mvaus"]
-    section["mvaus"] = rows
-    section["execution"] = _compare("finn", np.load(out / "axe_execution.npy"), ort)
+        raise FinnBuildError(f"FINN's Vivado-free build of {folder.name}/ failed (see {folder.name}/output/"
+                             f"build_dataflow.log):\n" + "\n".join(tail))
     perf = _json(out / "report" / "estimate_network_performance.json") or {}
     resources = _json(out / "report" / "estimate_layer_resources.json")
+    return {
+        "finn_commit": finn_commit(root), "seconds": round(seconds, 2),
+        "steps_completed": list(_json(out / "time_per_step.json") or {}),
+        "mvaus": _json(out / "axe_accumulator_check.json")["mvaus"],
+        "outputs": np.load(out / "axe_execution.npy"),
+        "estimates": {"luts": _total(resources, "LUT"), "bram18": _total(resources, "BRAM_18K"),
+                      "dsp": _total(resources, "DSP"), "max_cycles": perf.get("max_cycles"),
+                      "max_cycles_node": perf.get("max_cycles_node_name"),
+                      "fps": perf.get("estimated_throughput_fps"), "latency_ns": perf.get("estimated_latency_ns"),
+                      "layer_cycles": _json(out / "report" / "estimate_layer_cycles.json")},
+    }
+
+
+def step_finn(state, cfg):
+    """Run the FINN handoff's Vivado-free steps in FINN's venv; record the ``finn`` section."""
+    folder = state.out / "finn"
+    if not (folder / "build.py").is_file():
+        raise FlowConfigError("step 'finn' needs the FINN handoff: put 'handoff' before 'finn' in flow.steps")
+    x = state.bundle.test_x.numpy()
+    try:
+        finn = run_finn_handoff(folder, x, cfg)
+    except FinnBuildError as e:
+        _check(state, "finn_build", False, str(e).splitlines()[-1])
+        raise
     hw = state.report.get("hardware", {})
+    rows = finn["mvaus"]
+    section = {k: finn[k] for k in ("finn_commit", "seconds", "steps_completed", "mvaus")}
+    section["log"] = "finn/output/build_dataflow.log"
+    section["execution"] = _compare(finn["outputs"], run_onnxruntime(state.out / "model.qcdq.onnx", x))
     section["estimates"] = {
-        "finn": {"luts": _total(resources, "LUT"), "bram18": _total(resources, "BRAM_18K"),
-                 "dsp": _total(resources, "DSP"), "max_cycles": perf.get("max_cycles"),
-                 "max_cycles_node": perf.get("max_cycles_node_name"),
-                 "fps": perf.get("estimated_throughput_fps"), "latency_ns": perf.get("estimated_latency_ns")},
+        "finn": finn["estimates"],
         "axe_deploy": {"luts": (hw.get("synth") or {}).get("luts"), "cycles": hw.get("cycles_per_inference_estimated"),
                        "fps": hw.get("inferences_per_second_estimated"),
                        "luts_source": "yosys synth_xilinx" if hw.get("synth") else None},
-        "finn_layer_cycles": _json(out / "report" / "estimate_layer_cycles.json"),
     }
+    state.report["finn"] = section
     narrower = [r for r in rows if r["status"] == "narrower"]
     wider = [r for r in rows if r["status"] == "wider"]
     _check(state, "finn_accumulators", not narrower,
@@ -228,8 +250,8 @@ def step_hls4ml(state, cfg):
     seconds = time.perf_counter() - start
     ort = run_onnxruntime(state.out / "model.qcdq.onnx", both.reshape(len(both), *x.shape[1:]))
     layers = state.report.get("handoff", {}).get("hls4ml", {}).get("layers", {})
-    section = {"seconds": round(seconds, 2), "test": _compare("hls4ml", y[:len(x)], ort[:len(x)]),
-               "worst_case": _compare("hls4ml", y[len(x):], ort[len(x):]), "layers": layers,
+    section = {"seconds": round(seconds, 2), "test": _compare(y[:len(x)], ort[:len(x)]),
+               "worst_case": _compare(y[len(x):], ort[len(x):]), "layers": layers,
                "hls4ml_accum_types": accum}
     state.report["hls4ml"] = section
     t, w = section["test"], section["worst_case"]
