@@ -16,7 +16,7 @@ from qonnx.util.basic import qonnx_make_model
 from axe_deploy import config
 from axe_deploy.annotate import AnnotateAccumulators
 from axe_deploy.flow import run_flow
-from axe_deploy.graph import GraphError, quant_layers
+from axe_deploy.graph import quant_layers
 from axe_deploy.handoff import axe_finn_steps
 from axe_deploy.handoff.finn import accumulator_entries, folding_config
 from axe_deploy.handoff.finn_graph import finn_graph, input_quantization, quantize_input
@@ -128,8 +128,11 @@ def test_multi_stage_layers_hand_finn_the_outer_width(mlp):
     rlo, rhi = row_ranges(layer.q, *input_bounds(8, False))
     assert (lo, hi) == (rlo.min(), rhi.max())  # the whole dot product, what FINN's one accumulator holds
     assert len(notes) == 1 and "outer width" in notes[0] and "fc1" in notes[0]
-    with pytest.raises(GraphError, match="fc1.*multi-stage.*tile_size = 0"):
-        hls_config(model)
+    config, layers, notes = hls_config(model)  # hls4ml too: one accumulator per layer, the outer one
+    assert layers["fc1"]["accumulator_datatype"] == fc1["accumulator_datatype"]
+    assert config["LayerName"][layers["fc1"]["node"]]["Precision"]["accum"].startswith(
+        f"fixed<{int(fc1['accumulator_datatype'][3:])},")
+    assert len(notes) == 1 and "outer width" in notes[0]
 
 
 def test_hls4ml_graph_has_integer_weights_and_the_same_function(mlp):
@@ -178,3 +181,16 @@ def test_worst_case_inputs_reach_the_proven_range(mlp):
     acc = np.einsum("nk,nk->n", x_int.astype(np.int64), np.concatenate([layer.q, layer.q]))
     lo, hi = report["layers"][0]["accumulator_range"]
     assert acc[:M].max() == hi and acc[M:].min() == lo
+
+
+def test_hls4ml_handoff_skips_a_graph_it_cannot_rewrite_and_writes_nothing(mlp, tmp_path):
+    from axe_deploy.handoff.hls4ml import write_handoff
+
+    out, _ = mlp
+    model = ModelWrapper(str(out / "model.qonnx.onnx"))
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    next(a for a in gemm.attribute if a.name == "alpha").f = 2.0  # Brevitas writes alpha = 1.0
+    model.save(str(tmp_path / "alpha2.onnx"))
+    record = write_handoff(tmp_path / "hls4ml", tmp_path / "alpha2.onnx", part="xc7z020clg400-1", clock_mhz=100.0)
+    assert "Gemm node '/fc1/Gemm'" in record["skipped"] and "alpha" in record["skipped"]
+    assert not (tmp_path / "hls4ml").exists()

@@ -199,7 +199,8 @@ def write_handoff(folder: Path, qonnx_path: Path, layers: list | None = None, *,
         "dataflow_build_config.json": build_config(part, clock_ns, folding=layers is not None),
         "specialize_layers_config.json": specialize_config(),
         "accumulators.json": {"layers": entries, "notes": notes},
-        "input_quantization.json": iq.as_dict(),
+        "input_quantization.json": iq.as_dict() if iq else
+        {"datatype": None, "note": "the graph input is not read by one per-tensor Quant: FINN takes it as it is"},
     }
     if layers is not None:
         files["folding_config.json"] = folding_config(layers)
@@ -207,4 +208,4 @@ def write_handoff(folder: Path, qonnx_path: Path, layers: list | None = None, *,
         (folder / name).write_text(json.dumps(content, indent=2) + "\n")
     (folder / "build.py").write_text(BUILD_PY % {"last": LAST_VIVADO_FREE_STEP})
     return {"files": sorted(["model.onnx", STEP_MODULE.name, "build.py", *files]), "notes": notes,
-            "input_quantization": iq.as_dict()}
+            "input_quantization": files["input_quantization.json"]}

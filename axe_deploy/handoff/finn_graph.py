@@ -37,26 +37,33 @@ class InputQuantization:
                 "rounding": "half to even", "formula": "x_int = clip(round(x / scale), min, max)"}
 
 
-def quantize_input(x: np.ndarray, q: InputQuantization) -> np.ndarray:
+def quantize_input(x: np.ndarray, q: InputQuantization | None) -> np.ndarray:
     """The integers (float32 container) the FINN graph takes for the float input ``x``."""
+    if q is None:
+        return np.asarray(x, dtype=np.float32)
     return np.clip(np.round(np.asarray(x, dtype=np.float64) / q.scale), q.lo, q.hi).astype(np.float32)
 
 
 def _input_quant(model: ModelWrapper):
-    inp = model.graph.input[0].name
-    consumers = model.find_consumers(inp) or []
+    """The Quant node that alone reads the graph input with one scale, else None."""
+    consumers = model.find_consumers(model.graph.input[0].name) or []
     if len(consumers) != 1 or consumers[0].op_type != "Quant":
-        raise GraphError(f"graph input '{inp}' is not read by exactly one Quant node; FINN's accelerator "
-                         f"input must be quantized (e.g. a QuantIdentity first)")
-    return consumers[0]
+        return None
+    try:
+        spec = _quant_spec(model, consumers[0])
+    except GraphError:
+        return None
+    return consumers[0] if spec.scale.size == 1 else None
 
 
-def input_quantization(model: ModelWrapper) -> InputQuantization:
+def input_quantization(model: ModelWrapper) -> InputQuantization | None:
+    """How the float input becomes the FINN graph's integer input; None when the graph
+    input is not read by one per-tensor Quant (e.g. FINN's own graphs with a preprocessing
+    Mul/Add first): then the FINN graph keeps its input as it is."""
     q = _input_quant(model)
+    if q is None:
+        return None
     spec = _quant_spec(model, q)
-    if spec.scale.size != 1:
-        raise GraphError(f"input Quant node '{q.name}': per-channel input scale; FINN's integer input "
-                         f"needs one scale, use a per-tensor input quantizer")
     dt = DataType[spec.datatype]
     lo = int(dt.min()) + int(spec.narrow and spec.signed)
     return InputQuantization(float(spec.scale.reshape(-1)[0]), spec.datatype, lo, int(dt.max()))
@@ -67,6 +74,8 @@ class IntegerGraphInput(Transformation):
 
     def apply(self, model: ModelWrapper):
         q = _input_quant(model)
+        if q is None:
+            return model, False
         info = input_quantization(model)
         inp = model.graph.input[0].name
         scale_name = model.make_new_valueinfo_name()

@@ -90,27 +90,30 @@ def _fixed(dt: DataType, frac: int = 0) -> str:
     return f"{'fixed' if dt.signed() else 'ufixed'}<{bits},{bits - frac}>"
 
 
-def hls_config(model: ModelWrapper) -> tuple[dict, dict]:
+def hls_config(model: ModelWrapper) -> tuple[dict, dict, list[str]]:
     """``hls_config`` for ``convert_from_onnx_model``: per annotated layer (by ONNX node name)
     accum = result = bias = the proven width, weight = the integer weight type; and per
-    layer name the node name, annotated datatype and accum type (for the report)."""
-    layers, record = {}, {}
+    layer name the node name, annotated datatype and accum type (for the report), and notes.
+    A multi-stage layer (T > 0) gets its outer width: hls4ml accumulates the whole row in one."""
+    layers, record, notes = {}, {}, []
     for node in model.graph.node:
         props = read_annotation(node) if node.op_type in COMPUTE_OPS else None
         if not props:
             continue
-        if int(props["tile_size"]):
-            raise GraphError(f"layer '{props['layer_name']}': multi-stage accumulation (T = {props['tile_size']}) "
-                             f"has no hls4ml equivalent (one accum_t per layer); hand off with tile_size = 0")
-        acc = _fixed(DataType[props["accumulator_datatype"]], _fraction_bits(model, node))
+        dt = props["accumulator_datatype"]
+        if int(props["tile_size"]):  # hls4ml has one accumulator per layer: the outer one holds the sum
+            dt = props["outer_accumulator_datatype"]
+            notes.append(f"layer '{props['layer_name']}' accumulates in tiles of T={props['tile_size']} "
+                         f"({props['accumulator_datatype']} each); hls4ml has one accum_t per layer, so it gets "
+                         f"the outer width {dt}")
+        acc = _fixed(DataType[dt], _fraction_bits(model, node))
         layers[node.name] = {"Precision": {"accum": acc, "result": acc, "bias": acc,
                                            "weight": _fixed(DataType[props["weight_datatype"]])}}
-        record[props["layer_name"]] = {"node": node.name, "accumulator_datatype": props["accumulator_datatype"],
-                                       "accum_t": acc}
+        record[props["layer_name"]] = {"node": node.name, "accumulator_datatype": dt, "accum_t": acc}
     if not layers:
         raise GraphError("no annotated layer in the graph: run the annotate step before the hls4ml handoff")
     return ({"Model": {"Precision": {"default": DEFAULT_PRECISION}, "ReuseFactor": 1, "Strategy": "Latency"},
-             "LayerName": layers}, record)
+             "LayerName": layers}, record, notes)
 
 
 def narrower_config(config: dict, bits: int = 1) -> dict:
@@ -127,7 +130,8 @@ def narrower_config(config: dict, bits: int = 1) -> dict:
 
 def worst_case_inputs(model: ModelWrapper) -> np.ndarray:
     """Float inputs [2M, *input shape] that drive each of the first layer's M output channels
-    to the top (first M) and the bottom (last M) of its exact integer range."""
+    to the top (first M) and the bottom (last M) of its exact integer range. (Deeper layers'
+    worst cases are in general not reachable from the network input.)"""
     model = model.transform(InferShapes())
     layer = quant_layers(model)[0]
     node = model.graph.node[layer.node_index]
@@ -161,15 +165,27 @@ def _conv_images(model, node, windows, shape, neutral):
 
 
 def write_handoff(folder: Path, qonnx_path: Path, *, part: str, clock_mhz: float) -> dict:
-    """Write the hls4ml handoff into ``folder``; returns what the report records of it."""
+    """Write the hls4ml handoff into ``folder``; returns what the report records of it.
+
+    A graph this handoff cannot rewrite (an op or structure it does not know) writes nothing
+    and is recorded as ``{"skipped": reason}``: the FINN handoff and our own build go on.
+    """
     qonnx = ModelWrapper(str(qonnx_path))
-    worst = worst_case_inputs(qonnx)
-    model = hls4ml_graph(qonnx)
-    config, layers = hls_config(model)
+    try:
+        model = hls4ml_graph(qonnx)
+        config, layers, notes = hls_config(model)
+    except (GraphError, ValueError, KeyError) as e:
+        return {"skipped": f"hls4ml handoff not written: {e}"}
+    try:
+        worst = worst_case_inputs(qonnx)
+    except GraphError as e:
+        worst, notes = None, [*notes, f"no worst_case_inputs.npy: {e}"]
     folder.mkdir(parents=True, exist_ok=True)
     model.save(str(folder / "model.onnx"))
     (folder / "hls4ml_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    np.save(folder / "worst_case_inputs.npy", worst)
+    files = ["build.py", "hls4ml_config.json", "model.onnx"]
+    if worst is not None:
+        np.save(folder / "worst_case_inputs.npy", worst)
+        files.append("worst_case_inputs.npy")
     (folder / "build.py").write_text(BUILD_PY % {"backend": BACKEND, "part": part, "clock_ns": 1000.0 / clock_mhz})
-    return {"files": ["build.py", "hls4ml_config.json", "model.onnx", "worst_case_inputs.npy"],
-            "layers": layers}
+    return {"files": files, "layers": layers, "notes": notes}
