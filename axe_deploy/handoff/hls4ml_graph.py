@@ -20,11 +20,10 @@ from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
 from axe_deploy.annotate import read_annotation
-from axe_deploy.handoff.finn_graph import StaticBatchOne
-from axe_deploy.graph import GraphError, integer_weights, quant_layers
-from axe_deploy.graph import _quant_spec
 from axe_deploy.dataflow.transforms import _bias as layer_bias
 from axe_deploy.dataflow.transforms import _remove_dead_nodes
+from axe_deploy.graph import GraphError, _quant_spec, integer_weights, quant_layers
+from axe_deploy.handoff.finn_graph import StaticBatchOne
 
 
 def _check_plain_gemm(node):
@@ -122,8 +121,9 @@ class ChannelConstantsAsVectors(Transformation):
 
 
 def hls4ml_graph(model: ModelWrapper) -> ModelWrapper:
-    """The handoff's ``hls4ml/model.onnx``: scales folded, cleaned as hls4ml's QONNX docs say
-    (``cleanup_model``, ``ConvertToChannelsLastAndClean``, ``GemmToMatMul``, ``cleanup_model``)."""
+    """The handoff's ``hls4ml/model.onnx``: scales folded, activation quantizers behind
+    max-pool/flatten, batch 1, then cleaned as hls4ml's QONNX docs say (``cleanup_model``,
+    ``ConvertToChannelsLastAndClean``, ``GemmToMatMul``, ``cleanup_model``)."""
     for t in (FoldWeightScales(), MoveActivationQuantPastPoolAndFlatten(), StaticBatchOne()):
         model = model.transform(t)
     model = cleanup_model(model)

@@ -215,8 +215,8 @@ def step_finn(state, cfg):
 
 def run_hls4ml_build(folder: Path, x: np.ndarray, *, config: Path | None = None,
                      output_dir: Path | None = None) -> tuple[np.ndarray, dict]:
-    """The handoff's build.py in this interpreter's environment: convert, compile, predict ``x``.
-    Returns the C simulation's outputs and hls4ml's accum types per layer."""
+    """The handoff's build.py in this interpreter's environment: convert, compile (g++ -O0),
+    predict ``x``. Returns the C simulation's outputs and hls4ml's accum types per layer."""
     try:
         import hls4ml  # noqa: F401
     except ImportError:
@@ -225,7 +225,8 @@ def run_hls4ml_build(folder: Path, x: np.ndarray, *, config: Path | None = None,
     with tempfile.TemporaryDirectory(prefix="axe-hls4ml-") as tmp:
         xin, yout = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
         np.save(xin, x)
-        cmd = [sys.executable, "build.py", "--output-dir", str(output_dir), "--predict", str(xin), str(yout)]
+        cmd = [sys.executable, "build.py", "--quick-compile", "--output-dir", str(output_dir),
+               "--predict", str(xin), str(yout)]
         if config is not None:
             cmd += ["--config", str(config)]
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
