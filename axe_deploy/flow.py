@@ -24,6 +24,7 @@ from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_ann
 from axe_deploy.config import FlowConfigError, layer_values
 from axe_deploy.export import export_model
 from axe_deploy.graph import quant_layers
+from axe_deploy.ptq.device import resolve_device
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -49,6 +50,7 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
                              input_bits=q["input_bits"], layer_weight_bits=layer_values(q, "weight_bits"),
                              seed=cfg["flow"]["seed"], retrain=cfg["model"]["retrain"],
                              calibration_samples=q["calibration_samples"])
+    state.bundle.device = str(resolve_device(q["device"]))
     return state
 
 
@@ -189,6 +191,10 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if cfg["model"]["name"] not in zoo.names():
         raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
                               f"known models: {', '.join(zoo.names())}")
+    try:
+        resolve_device(cfg["quant"]["device"])
+    except ValueError as e:
+        raise FlowConfigError(f"{where}: {e}") from None
     return steps
 
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from axe_deploy.config import layer_values, match_layer
 
+from .device import resolve_device
 from .layer import OPTIONS, QuantInfo, quantize_from_stats
 from .stats import LayerStats
 
@@ -206,8 +207,10 @@ def correct_bias(float_model: torch.nn.Module, quant_model: torch.nn.Module, nam
 def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, calib_x: torch.Tensor,
                    quant_cfg: dict, *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
     """Quantize every layer of ``quant_model`` (calibrated) in place; returns each layer's
-    QuantInfo (None for skipped layers, which keep Brevitas's round-to-nearest)."""
+    QuantInfo (None for skipped layers, which keep Brevitas's round-to-nearest). The
+    statistics and the core run on ``quant.device``; the models stay where they are."""
     plans = plan_layers(quant_model, quant_cfg)
+    device = resolve_device(quant_cfg.get("device", "cpu"))
     results: dict[str, QuantInfo | None] = {}
     for plan in tqdm(plans, desc="PTQ", unit="layer", disable=not progress):
         if plan.skip:
@@ -221,7 +224,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
         stats = None
         if plan.algorithm != "rtn":
             x_f, _, _ = capture_input(float_model, plan.name, calib_x)
-            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq")
+            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq", device=device)
             cols_f, cols_q = unfold(mod_f, x_f), unfold(mod_q, x_q)
             rows = patch_rows(mod_q, len(cols_q), quant_cfg.get("calibration_patches", 0), seed)
             stats.update(cols_f[rows], cols_q[rows])
@@ -236,7 +239,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
         q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,
                                       input_signed=signed, algorithm=plan.algorithm,
                                       accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
-                                      seed=seed, name=plan.name, **options)
+                                      seed=seed, name=plan.name, device=device, **options)
         write_weights(mod_q, q, info.scale, plan.name)
         if (quant_cfg.get("bias_correction") or info.centred) and mod_q.bias is not None:
             correct_bias(float_model, quant_model, plan.name, calib_x)

@@ -136,10 +136,12 @@ def _run(algorithm, v, H, G, L, constraint, opts, seed):
 
 def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits: int, input_bits: int,
                         input_signed: bool, algorithm: str = "gpfq", accumulator_bits: int | None = None,
-                        tile_size: int | None = None, seed: int = 0, name: str = "layer",
+                        tile_size: int | None = None, seed: int = 0, name: str = "layer", device=None,
                         **options) -> tuple[torch.Tensor, QuantInfo]:
     """Quantize float ``weight`` [M, K] with per-channel ``scale`` [M] from calibration ``stats``.
 
+    Computes on ``device`` (default: the device of ``stats``, the CPU without them); q and
+    info.scale come back on the CPU whatever the device.
     Returns integer q (int64 [M, K], |q| <= 2^(weight_bits-1) - 1; the layer's weight
     becomes info.scale[:, None] * q, which is ``scale`` unless option ``rescale`` is on)
     and a QuantInfo. With ``accumulator_bits`` = P every row
@@ -150,13 +152,14 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     """
     start = time.perf_counter()
     opts = _check_options(algorithm, options, name)
-    weight = torch.as_tensor(weight)
+    device = torch.device(device if device is not None else stats.device if stats is not None else "cpu")
+    weight = torch.as_tensor(weight).to(device)
     if weight.ndim != 2:
         raise ValueError(f"{name}: weight must be [M, K] (Conv flattened to [C*kh*kw]), got {tuple(weight.shape)}")
     M, K = weight.shape
     if not bool(torch.all(torch.isfinite(weight))):
         raise ValueError(f"{name}: weight has NaN or infinite entries")
-    scale = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+    scale = torch.as_tensor(scale, dtype=torch.float64).to(device).reshape(-1)
     if scale.numel() == 1:
         scale = scale.repeat(M)
     if scale.shape != (M,) or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
@@ -182,10 +185,10 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     rescale, centre = (binding and opts.get(k, False) for k in ("rescale", "centre"))
     H = G = None
     if stats is not None and algorithm != "rtn":
-        H, G = _objective(algorithm, stats, centre)
+        H, G = (m.to(device) for m in _objective(algorithm, stats, centre))
     target = v
     if rescale:
-        target = v * axe.fit_factor(v, axe.tile_index(K, tile_size), bits=accumulator_bits, x_min=x_min,
+        target = v * axe.fit_factor(v, axe.tile_index(K, tile_size, device), bits=accumulator_bits, x_min=x_min,
                                     x_max=x_max).to(v.dtype)[:, None]
     constraint = None
     if binding:
@@ -196,6 +199,7 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     q = q.round().to(torch.long)
     if rescale:
         scale = scale * axe.least_squares_gain(q, v, H, G)
+    q, scale = q.cpu(), scale.cpu()
 
     qn = q.numpy()
     acc = accumulator.analyze(qn, input_bits=input_bits, input_signed=input_signed,
@@ -218,19 +222,20 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
 def quantize_layer(weight, scale, x_float, x_quant, *, weight_bits: int, input_bits: int,
                    input_signed: bool, algorithm: str = "gpfq", accumulator_bits: int | None = None,
                    tile_size: int | None = None, seed: int = 0, dtype=torch.float32, name: str = "layer",
-                   **options) -> tuple[torch.Tensor, QuantInfo]:
+                   device="cpu", **options) -> tuple[torch.Tensor, QuantInfo]:
     """``quantize_from_stats`` on statistics of one batch: ``x_float``, ``x_quant`` [n, K] are
     the layer's inputs in the float network and in the partly quantized one (ignored
-    for ``rtn``); ``dtype`` is the precision of the statistics and of the sweeps.
+    for ``rtn``); ``dtype`` is the precision of the statistics and of the sweeps, ``device``
+    where they are computed.
     ``info.seconds`` includes collecting the statistics.
     """
     start = time.perf_counter()
     stats = None
     if algorithm != "rtn":
-        stats = LayerStats.from_data(x_float, x_quant, cross=algorithm != "optq", dtype=dtype)
+        stats = LayerStats.from_data(x_float, x_quant, cross=algorithm != "optq", dtype=dtype, device=device)
     q, info = quantize_from_stats(weight, scale, stats, weight_bits=weight_bits, input_bits=input_bits,
                                   input_signed=input_signed, algorithm=algorithm,
                                   accumulator_bits=accumulator_bits, tile_size=tile_size, seed=seed,
-                                  name=name, **options)
+                                  name=name, device=device, **options)
     info.seconds = time.perf_counter() - start
     return q, info
