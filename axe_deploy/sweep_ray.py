@@ -37,6 +37,11 @@ def _ray():
     return ray
 
 
+def _warm_up() -> None:
+    """Import what a point needs (seconds of torch and Brevitas), while the driver prepares."""
+    import axe_deploy.zoo  # noqa: F401
+
+
 def _point_task(cfg: dict, job: tuple) -> dict:
     """What a Ray worker runs: one point, with the thread count the CLI uses in-process."""
     torch.set_num_threads(int(os.environ.get("AXE_DEPLOY_THREADS", "1")))
@@ -68,8 +73,14 @@ class RayExecutor:
                 raise ValueError(f"--ray {self.address}: cannot join a Ray cluster there ({e}); start one "
                                  f"with `ray start --head` and pass its address") from None
         else:
-            ray.init(num_cpus=self.workers or os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES, **common)
+            # workers at the driver's priority: Ray's default of 15 nicer starves them next to
+            # any other work on the machine, though they are this runtime's only purpose
+            ray.init(num_cpus=self.workers or os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES,
+                     _system_config={"worker_niceness": 0}, **common)
         self.started = True
+        # one import per CPU while the driver loads the float models; nobody waits for them
+        warm = ray.remote(_warm_up).options(num_cpus=1)
+        self._warming = [warm.remote() for _ in range(int(ray.cluster_resources().get("CPU", 1)))]
         return self
 
     def __exit__(self, *exc) -> None:
