@@ -152,7 +152,9 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
                     "seconds": time.perf_counter() - start, "note": "no bit widths fit P"}
         bits = found
     bundle = _bundle(cfg, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2], seed=seed)
-    if P is not None and method != "naive" and P < (p_min := smallest_feasible_p(bundle)):
+    # a layer's inputs of b bits need at most b + 1: only a P that low can be infeasible
+    low = P is not None and P <= max(bits[1], bits[2]) + 1
+    if low and method != "naive" and P < (p_min := smallest_feasible_p(bundle)):
         raise Infeasible(f"P={P} is infeasible for {cfg['model']['name']}: the inputs of a layer need "
                          f"P >= {p_min} for a single weight of +-1")
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
