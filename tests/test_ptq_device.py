@@ -2,6 +2,10 @@
 before anything is written, "auto" picks what torch sees, and the core on a GPU matches
 the CPU (run where a GPU is present)."""
 
+import runpy
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -10,6 +14,7 @@ from axe_deploy import config
 from axe_deploy.cli import DEFAULT_FLOW, main
 from axe_deploy.ptq import quantize_layer, resolve_device
 
+ROOT = Path(__file__).resolve().parents[1]
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 
 
@@ -54,3 +59,34 @@ def test_gpu_matches_cpu(algorithm):
     assert q_gpu.device.type == "cpu" and info_gpu.exact_bits <= 12
     # float64 statistics: the walks agree up to a rare tie decided differently by rounding
     assert (q_cpu != q_gpu).float().mean() < 0.01
+
+
+@no_gpu
+def test_gpu_benchmark_says_why_it_skips(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["ptq_gpu.py", "--quick"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(ROOT / "benchmarks" / "ptq_gpu.py"), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ptq_gpu: skipped,") and "sees no CUDA GPU" in out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_lm_blockwise_ptq_and_perplexity_on_gpu_match_cpu():
+    pytest.importorskip("transformers")
+    import copy
+
+    from axe_deploy import zoo
+    from axe_deploy.zoo.smollm2 import quantize_blockwise
+    bundle = zoo.build("llama-tiny", calibration_samples=256)
+    quant = {"algorithm": "optq", "weight_bits": 4, "accumulator_bits": 12, "tile_size": 16}
+    seen = {}
+    for device in ("cpu", "cuda"):
+        model = copy.deepcopy(bundle.quant_model)
+        infos = quantize_blockwise(bundle.float_model, model, bundle.calib_x, dict(quant, device=device),
+                                   progress=False)
+        bundle.device = device
+        seen[device] = (bundle.evaluate(model), max(i.exact_bits for i in infos.values()))
+        assert {p.device.type for p in model.parameters()} == {"cpu"}  # back where it was
+    assert seen["cuda"][1] <= 12
+    assert seen["cuda"][0] == pytest.approx(seen["cpu"][0], rel=0.01)
