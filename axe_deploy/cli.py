@@ -61,8 +61,13 @@ def summary_table(report: dict) -> str:
             lines.append(f"MVAU LUTs: {hw['synth']['mvau_luts']} vs {hw['synth_acc32']['mvau_luts']} with 32-bit "
                          f"accumulators ({hw['lut_ratio_vs_acc32']:.2f}x) and {hw['synth_unconstrained']['mvau_luts']} "
                          f"with the unconstrained widths ({hw['lut_ratio_vs_unconstrained']:.2f}x)")
+    lines += [f"WARNING: {w}" for w in report.get("warnings", [])]
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    from axe_deploy.checks import summary_line
+    verdict = summary_line(report)
+    if verdict:
+        lines.append(verdict)
     return "\n".join(lines)
 
 
@@ -73,25 +78,36 @@ def main():
 
 @main.command()
 @click.argument("flow", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="build folder to write (replaced only when the flow succeeds)")
+@click.option("--out", "out", required=True, type=str,
+              help="build folder to write (replaced only when the flow succeeds); it must be absent, "
+                   "empty or an earlier axe-deploy build")
+@click.option("--force", is_flag=True, help="replace --out even if it holds other files (never a "
+                                            "project, home or root folder)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a flow key, e.g. --set quant.weight_bits=3 (repeatable)")
-def run(flow: Path | None, out: Path, overrides: tuple[str, ...]):
+def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
     """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out."""
     from axe_deploy import config
+    from axe_deploy.outdir import OutDirError, Terminated, check_out
     flow = flow or DEFAULT_FLOW
     try:
         cfg = config.load(flow, list(overrides))
+        check_out(out, force)  # before the imports and the model: a refused folder fails fast
         _threads()
         from axe_deploy.flow import run_flow
-        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True))
-    except FlowConfigError as e:
+        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True), force=force)
+    except (FlowConfigError, OutDirError) as e:
         raise click.ClickException(str(e)) from None
+    except Terminated:
+        click.echo(f"terminated: nothing written to {out}", err=True)
+        sys.exit(143)
     except (KeyError, ValueError) as e:
         raise click.ClickException(f"{flow}: {e.args[0] if e.args else e}") from None
     click.echo(summary_table(report))
     click.echo(f"wrote {out}/")
+    from axe_deploy.checks import FAILED_CHECKS_EXIT_CODE, failures
+    if failures(report):  # the build folder is complete, for debugging; the run is not a success
+        sys.exit(FAILED_CHECKS_EXIT_CODE)
 
 
 @main.command("sweep")

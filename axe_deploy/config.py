@@ -28,13 +28,20 @@ class Key:
     choices: tuple | None = None
     help: str = ""
     minimum: int | None = None
+    maximum: int | None = None
 
 
 ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
+# Bit widths the Brevitas quantizers and the PTQ core take; Brevitas's QCDQ export (the
+# `export` step) takes only 2..8 (it refuses 9 and more, and 1-bit "binary" quantizers):
+# flow.check_flow narrows to EXPORT_BITS when the flow exports.
+MAX_BITS = 16
+EXPORT_BITS = (2, 8)
+BIT_KEYS = ("weight_bits", "act_bits", "input_bits")
 
 # Per-layer settings (``[quant.layers."<glob>"]``): a subset of [quant] plus ``skip``.
 LAYER_KEYS = {
-    "weight_bits": Key(int, None, help="weight bits for matching layers", minimum=2),
+    "weight_bits": Key(int, None, help="weight bits for matching layers", minimum=2, maximum=MAX_BITS),
     "accumulator_bits": Key(int, None, help="target accumulator bits P for matching layers", minimum=2),
     "tile_size": Key(int, None, help="tile size T for matching layers (0: one stage)", minimum=0),
     "algorithm": Key(str, None, ALGORITHMS, "PTQ algorithm for matching layers"),
@@ -45,7 +52,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "flow": {
         "name": Key(str, "flow", help="name of the flow, copied into report.json"),
         "steps": Key(list, None, help="step names to run, in order (default: the standard flow)"),
-        "seed": Key(int, 0, help="seed for training, calibration sampling and stochastic rounding"),
+        "seed": Key(int, 0, help="seed for training, calibration sampling and stochastic rounding", minimum=0),
     },
     "model": {
         "name": Key(str, "digits-mlp", help="model name in the zoo"),
@@ -53,9 +60,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "quant": {
         "algorithm": Key(str, "rtn", ALGORITHMS, "layer-wise PTQ algorithm"),
-        "weight_bits": Key(int, 4, help="signed per-channel weight bits", minimum=2),
-        "act_bits": Key(int, 4, help="unsigned activation bits after ReLU", minimum=1),
-        "input_bits": Key(int, 8, help="unsigned bits of the input quantizer", minimum=1),
+        "weight_bits": Key(int, 4, help="signed per-channel weight bits", minimum=2, maximum=MAX_BITS),
+        "act_bits": Key(int, 4, help="unsigned activation bits after ReLU", minimum=2, maximum=MAX_BITS),
+        "input_bits": Key(int, 8, help="unsigned bits of the input quantizer", minimum=2, maximum=MAX_BITS),
         "accumulator_bits": Key(int, 0, help="target accumulator bits P (0: unconstrained)", minimum=0),
         "tile_size": Key(int, 0, help="multi-stage tile size T (0: one stage)", minimum=0),
         "bias_correction": Key(bool, False, help="shift biases by the mean output error"),
@@ -70,7 +77,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "(auto: CUDA when torch sees a GPU, else the CPU)"),
     },
     "validate": {
-        "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs"),
+        "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs", minimum=0),
     },
     "hardware": {
         "target_cycles": Key(int, 0, help="cycles per inference to meet (0: use target_fps, or no folding)", minimum=0),
@@ -108,6 +115,8 @@ def _check_value(where: str, key: str, spec: Key, value: Any) -> Any:
                               f"allowed values: {', '.join(map(str, spec.choices))}")
     if spec.minimum is not None and value < spec.minimum:
         raise FlowConfigError(f"{where}: key '{key}' = {value!r} must be >= {spec.minimum}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise FlowConfigError(f"{where}: key '{key}' = {value!r} must be <= {spec.maximum}")
     return value
 
 
@@ -156,6 +165,19 @@ def validate(raw: dict, where: str) -> dict:
     if steps is not None and not all(isinstance(s, str) for s in steps):
         raise FlowConfigError(f"{where}: 'flow.steps' must be a list of step names")
     return cfg
+
+
+def check_export_bits(cfg: dict, where: str) -> None:
+    """The bit widths Brevitas's QCDQ export takes (EXPORT_BITS), for flows with an export step."""
+    lo, hi = EXPORT_BITS
+    q = cfg["quant"]
+    found = [(f"quant.{k}", q[k]) for k in BIT_KEYS]
+    found += [(f'quant.layers."{p}".weight_bits', v) for p, v in layer_values(q, "weight_bits").items()]
+    for key, value in found:
+        if not lo <= value <= hi:
+            raise FlowConfigError(f"{where}: key '{key}' = {value} is not supported by the export step "
+                                  f"(Brevitas's QCDQ export takes {lo}..{hi} bits); use {lo}..{hi}, or "
+                                  f"leave 'export' out of flow.steps")
 
 
 def match_layer(settings: dict[str, object], name: str, default):

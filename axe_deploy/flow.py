@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +17,12 @@ import numpy as np
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import hw_flow, zoo
+from axe_deploy import checks, hw_flow, zoo
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
-from axe_deploy.config import FlowConfigError, layer_values
+from axe_deploy.config import FlowConfigError, check_export_bits, layer_values
 from axe_deploy.export import export_model
 from axe_deploy.graph import quant_layers
+from axe_deploy.outdir import build_folder
 from axe_deploy.ptq.device import resolve_device
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
@@ -110,11 +109,11 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
         "onnxruntime_max_abs_diff": float(np.abs(ort_out - quant_out).max()),
         "test_samples": int(len(y)),
     }
-    checks = {c.name: c for c in integer_check(qonnx, context)}
+    layer_checks = {c.name: c for c in integer_check(qonnx, context)}
     layers = []
     for layer in quant_layers(qonnx):
         props = read_annotation(qonnx.graph.node[layer.node_index])
-        check = checks[layer.layer_name]
+        check = layer_checks[layer.layer_name]
         info = state.ptq.get(layer.layer_name)
         entry = {
             "name": layer.layer_name, "op": layer.op, "M": layer.M, "K": layer.K,
@@ -138,6 +137,15 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
     atol = cfg["validate"]["atol"]
     m = state.report["metrics"]
     m["within_atol"] = bool(m["qonnx_max_abs_diff"] <= atol and m["onnxruntime_max_abs_diff"] <= atol)
+    for name, runtime, key in [("qonnx_vs_torch", "qonnx", "qonnx_max_abs_diff"),
+                               ("onnxruntime_vs_torch", "onnxruntime (QCDQ)", "onnxruntime_max_abs_diff")]:
+        checks.record(state.report, name, m[key] <= atol,
+                      f"{runtime} vs Brevitas on {len(y)} test inputs: max |diff| {m[key]:.2e} "
+                      f"({'<=' if m[key] <= atol else '>'} atol {atol:g})")
+    bad = [f"{l['name']}: {l['overflow_detail']}" for l in layers if not l["overflow_free"]]
+    checks.record(state.report, "integer_overflow", not bad,
+                  "; ".join(bad) or f"{len(layers)} layers: int64 dot products on the test inputs and "
+                  "each row's worst case fit the annotated accumulators")
     return state
 
 
@@ -150,7 +158,33 @@ def step_evaluate(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
+# A quantized model this much worse than the float one gets a warning in report.json and
+# the summary: 5 points of accuracy, or 5 % more perplexity (metrics where lower is better).
+ACCURACY_DROP_WARNING = 0.05
+LOWER_IS_BETTER_RATIO_WARNING = 1.05
+
+
+def metric_warnings(report: dict) -> list[str]:
+    """Warnings about the quantized metric against the float one (empty when it held up)."""
+    m, ev = report.get("metrics"), report.get("evaluation")
+    if m:
+        name, higher, ref, got = "accuracy", True, m["float_accuracy"], m["quant_accuracy"]
+    elif ev:
+        name, higher, ref, got = ev["metric"], ev["higher_is_better"], ev["float"], ev["quantized"]
+    else:
+        return []
+    fix = "raise quant.accumulator_bits or the bit widths, or try another quant.algorithm"
+    if higher and ref - got > ACCURACY_DROP_WARNING:
+        return [f"quantized {name} {got:.4f} is {100 * (ref - got):.1f} points below float {ref:.4f} "
+                f"(more than {100 * ACCURACY_DROP_WARNING:.0f}); {fix}"]
+    if not higher and got > LOWER_IS_BETTER_RATIO_WARNING * ref:
+        return [f"quantized {name} {got:.4f} is {100 * (got / ref - 1):.1f}% above float {ref:.4f} "
+                f"(more than {100 * (LOWER_IS_BETTER_RATIO_WARNING - 1):.0f}%); {fix}"]
+    return []
+
+
 def step_report(state: BuildState, cfg: dict) -> BuildState:
+    state.report["warnings"] = metric_warnings(state.report)
     if state.ptq:
         state.report["ptq"] = [
             {"name": name, "algorithm": i.algorithm, "weight_bits": i.weight_bits, "input_bits": i.input_bits,
@@ -188,6 +222,8 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if unknown:
         raise FlowConfigError(f"{where}: unknown step(s) {unknown} in 'flow.steps'; "
                               f"known steps: {', '.join(STEPS)}")
+    if "export" in steps:
+        check_export_bits(cfg, where)
     if cfg["model"]["name"] not in zoo.names():
         raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
                               f"known models: {', '.join(zoo.names())}")
@@ -198,17 +234,14 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     return steps
 
 
-def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print) -> dict:
-    """Run the flow into ``out``; returns the report. ``out`` is replaced only on success."""
+def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, force: bool = False) -> dict:
+    """Run the flow into ``out``; returns the report. ``out`` is replaced only on success,
+    and only if it is absent, empty or an earlier build (any folder with ``force``, never
+    a project or home folder: :mod:`axe_deploy.outdir`)."""
     steps = check_flow(cfg, where)
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = BuildState(out=tmp, report={"flow": cfg["flow"]["name"], "model": cfg["model"]["name"],
-                                        "config": cfg, "timings_s": {}})
-    try:
+    with build_folder(out, flow=cfg["flow"]["name"], force=force) as tmp:
+        state = BuildState(out=tmp, report={"flow": cfg["flow"]["name"], "model": cfg["model"]["name"],
+                                            "config": cfg, "timings_s": {}})
         for name in steps:
             start = time.perf_counter()
             progress(f"[axe-deploy] {name} ...")
@@ -216,9 +249,4 @@ def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print) ->
             state.report["timings_s"][name] = round(time.perf_counter() - start, 3)
         if "report" in steps:  # again, now that every step's time is known
             step_report(state, cfg)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return state.report

@@ -10,6 +10,7 @@ channels, Conv flattened in [C, kh, kw] order (DESIGN.md §4).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from onnx import helper
@@ -61,6 +62,22 @@ class QuantLayer:
         return self.q.shape[1]
 
 
+def load_model(path: str | Path) -> ModelWrapper:
+    """A QONNX/ONNX file as a ModelWrapper; errors name the file (missing, truncated, not ONNX)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"{path}: no such ONNX file")
+    try:
+        model = ModelWrapper(str(path))
+    except Exception as e:  # protobuf DecodeError, onnx/qonnx errors on a file that is not a model
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise GraphError(f"{path}: not a readable ONNX model ({type(e).__name__}: {reason[:160]}); "
+                         f"export it again") from None
+    if not model.graph.node:
+        raise GraphError(f"{path}: the ONNX graph has no nodes; export the model again")
+    return model
+
+
 def _attr(node, name, default=None):
     a = get_by_name(node.attribute, name)
     if a is None:
@@ -77,9 +94,10 @@ def _quant_spec(model: ModelWrapper, node) -> QuantSpec:
     if np.any(zp != 0):
         raise GraphError(f"Quant node '{node.name}': non-zero zero point; only symmetric "
                          f"(zero-point 0) quantizers have integer dot products here")
-    b = float(np.asarray(bits).item())
-    if b != int(b):
-        raise GraphError(f"Quant node '{node.name}': bit width {b} is not an integer")
+    b = float(np.asarray(bits).reshape(-1)[0]) if np.asarray(bits).size == 1 else float("nan")
+    if not np.isfinite(b) or b != int(b) or b < 1:
+        raise GraphError(f"Quant node '{node.name}': bit width {np.asarray(bits).tolist()} is not an "
+                         f"integer >= 1; export the model with a bit width of at least 1")
     return QuantSpec(int(b), bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0)),
                      np.asarray(scale, dtype=np.float64), np.asarray(zp))
 

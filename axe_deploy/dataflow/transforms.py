@@ -33,7 +33,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.general.quant import quant
 from qonnx.transformation.base import Transformation
 
-from axe_deploy.annotate import read_annotation
+from axe_deploy.annotate import check_annotation, read_annotation
 from axe_deploy.dataflow.thresholds import layer_thresholds
 from axe_deploy.graph import PASS_THROUGH_OPS, GraphError, _attr, _quant_spec, quant_layers
 
@@ -192,6 +192,7 @@ class ConvertLayersToMVAU(Transformation):
             if props is None:
                 raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
                                  f"accumulator annotation; run the annotate step first")
+            check_annotation(layer, props)
             if props.get("tile_size", "0") != "0":
                 raise GraphError(f"layer '{layer.layer_name}': multi-stage accumulation (tile_size "
                                  f"{props['tile_size']}) has no MVAU datapath yet; set quant.tile_size = 0")

@@ -8,6 +8,7 @@ float model deterministically and returns a :class:`ModelBundle`.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -109,6 +110,24 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def load_cached(path: Path, model: torch.nn.Module) -> bool:
+    """Load the state dict cached at ``path`` into ``model``; False (and a line on stderr
+    saying that it will be retrained) when the file is empty, truncated or does not fit."""
+    try:
+        state = torch.load(path, weights_only=True)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None
+        if found != expected:  # checked first: a failed load_state_dict leaves the model half-loaded
+            raise ValueError("its tensors do not match the model")
+        model.load_state_dict(state)
+        return True
+    except Exception as e:  # EOFError (empty), zip/pickle errors (truncated), other models
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"[axe-deploy] cached model {path} is unreadable ({reason[:120]}); retraining it",
+              file=sys.stderr)
+        return False
 
 
 from axe_deploy.zoo import digits  # noqa: E402,F401  (registers its models)
