@@ -1,7 +1,7 @@
 """The same sweep in this process and as Ray tasks on a local runtime, in one run.
 
-    python benchmarks/sweep_scaling.py                 # 23 digits-mlp points, 2 Ray workers
-    python benchmarks/sweep_scaling.py --workers 4 --bits 10:20 --seeds 0:1
+    python benchmarks/sweep_scaling.py                 # 69 digits-cnn points, 2 Ray workers
+    python benchmarks/sweep_scaling.py --flow flows/digits_mlp.toml --workers 4 --bits 10:20 --seeds 0:1
 
 Prints both wall-clock times (the Ray one includes starting and stopping the runtime and
 its workers' imports), their ratio, and the machine's load average before and after
@@ -34,11 +34,11 @@ def comparable(points: list[dict]) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--flow", type=Path, default=DEFAULT_FLOW)
+    ap.add_argument("--flow", type=Path, default=DEFAULT_FLOW.with_name("digits_cnn.toml"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--bits", default="12:16", help="P values, LO:HI")
+    ap.add_argument("--bits", default="10:14", help="P values, LO:HI")
     ap.add_argument("--methods", default="rtn,gpfq,optq,axe-rtn,axe-gpfq,axe-optq,naive")
-    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--seeds", default="0:2")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
