@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 
 import torch
@@ -35,6 +36,22 @@ def _ray():
     except ImportError:
         raise ValueError("--ray needs Ray: pip install 'axe-deploy[ray]'") from None
     return ray
+
+
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at a Ray ``address`` (HOST:PORT, or ray://HOST:PORT), None when a
+    TCP connection opens ("auto": Ray finds the cluster of this machine itself). Ray's own
+    connect retries for minutes."""
+    if address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return "not HOST:PORT"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return None
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
 
 
 def _warm_up() -> None:
@@ -65,18 +82,23 @@ class RayExecutor:
         ray = _ray()
         if ray.is_initialized():
             return self
-        common = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        common = dict(include_dashboard=False, log_to_driver=False)
         if self.address:
+            why = unreachable(self.address)
+            if why:
+                raise ValueError(f"--ray {self.address}: no Ray cluster answers there ({why}); `ray start --head` "
+                                 f"prints the address to use, or leave ADDRESS out for a local runtime")
             try:
-                ray.init(address=self.address, **common)
+                ray.init(address=self.address, logging_level=logging.WARNING, **common)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise ValueError(f"--ray {self.address}: cannot join a Ray cluster there ({e}); start one "
+                why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ValueError(f"--ray {self.address}: cannot join a Ray cluster there ({why}); start one "
                                  f"with `ray start --head` and pass its address") from None
         else:
             # workers at the driver's priority: Ray's default of 15 nicer starves them next to
             # any other work on the machine, though they are this runtime's only purpose
             ray.init(num_cpus=self.workers or os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES,
-                     _system_config={"worker_niceness": 0}, **common)
+                     _system_config={"worker_niceness": 0}, logging_level=logging.ERROR, **common)
         self.started = True
         # one import per CPU while the driver loads the float models; nobody waits for them
         warm = ray.remote(_warm_up).options(num_cpus=1)

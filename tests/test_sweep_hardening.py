@@ -22,6 +22,8 @@ from axe_deploy.cli import DEFAULT_FLOW, main, sweep_table
     (["--workers", "2"], "--workers sets the CPUs of a local Ray runtime; add --ray"),
     (["--ray", "--workers", "0"], "--workers 0: give at least 1"),
     (["--ray", "x.toml"], "--ray took 'x.toml' as the cluster address; put FLOW before --ray"),
+    (["--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: no Ray cluster answers there (Connection refused)"),
+    (["--ray", "head-node"], "--ray head-node: no Ray cluster answers there (not HOST:PORT)"),
 ])
 def test_bad_requests_are_one_line_and_write_nothing(tmp_path, args, expected):
     out = tmp_path / "sweep"
