@@ -190,16 +190,17 @@ def point_or_record(cfg: dict, method: str, P: int | None, T: int, seed: int) ->
         point = {"method": method, "P": P, "T": T, "seed": seed, "metric": None, "infeasible": True,
                  "note": str(e)}
     except Exception as e:  # recorded; the sweep goes on and a resumed sweep runs it again
-        point = failed_point((method, P, T, seed), f"{type(e).__name__}: {e}")
+        point = failed_point((method, P, T, seed), f"{type(e).__name__}: {e}", time.perf_counter() - start)
     point.setdefault("seconds", round(time.perf_counter() - start, 3))
     point["P_requested"] = P
     return point
 
 
-def failed_point(job: tuple, error: str) -> dict:
+def failed_point(job: tuple, error: str, seconds: float = 0.0) -> dict:
+    """The record of a point that raised ``error`` (a resumed sweep runs it again)."""
     method, P, T, seed = job
-    return {"method": method, "P": P, "T": T, "seed": seed, "metric": None, "seconds": 0.0, "error": error,
-            "P_requested": P}
+    return {"method": method, "P": P, "T": T, "seed": seed, "metric": None, "seconds": round(seconds, 3),
+            "error": error, "P_requested": P}
 
 
 def in_process(cfg: dict, jobs: list[tuple]) -> Iterator[dict]:

@@ -24,7 +24,7 @@ import torch
 
 from axe_deploy import config
 from axe_deploy.cli import DEFAULT_FLOW
-from axe_deploy.sweep import plan_jobs, sweep
+from axe_deploy.sweep import parse_range, plan_jobs, sweep
 from axe_deploy.sweep_ray import sweep_on_ray
 
 
@@ -42,7 +42,6 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
-    from axe_deploy.sweep import parse_range
     asked = dict(bits=parse_range(args.bits, "--bits"), tiles=[0], methods=args.methods.split(","),
                  seeds=parse_range(args.seeds, "--seeds"))
     torch.set_num_threads(int(os.environ.get("AXE_DEPLOY_THREADS", "1")))
