@@ -80,6 +80,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "options": Key(dict, {}, help="options for the PTQ core (axe_deploy.ptq.OPTIONS), e.g. "
                                       "{rescale = false, centre = false} for AXE as published"),
         "layers": Key(dict, {}, help='per-layer settings: [quant.layers."<glob>"]'),
+        "device": Key(str, "auto", ("auto", "cpu", "cuda"),
+                      "where the PTQ core, its calibration statistics and LM evaluation run "
+                      "(auto: CUDA when torch sees a GPU, else the CPU)"),
     },
     "validate": {
         "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs", minimum=0),

@@ -26,6 +26,7 @@ from axe_deploy.export import export_model, symbolic_batch
 from axe_deploy.graph import quant_layers
 from axe_deploy.model import ModelBundle, build_user_bundle, load_model_function
 from axe_deploy.outdir import build_folder
+from axe_deploy.ptq.device import resolve_device
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -64,6 +65,7 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
                              input_bits=q["input_bits"], layer_weight_bits=layer_values(q, "weight_bits"),
                              seed=cfg["flow"]["seed"], retrain=cfg["model"]["retrain"],
                              calibration_samples=q["calibration_samples"])
+    state.bundle.device = str(resolve_device(q["device"]))
     return state
 
 
@@ -311,6 +313,10 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if not (cfg["model"]["module"] or cfg["model"]["onnx"]) and cfg["model"]["name"] not in zoo.names():
         raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
                               f"known models: {', '.join(zoo.names())}")
+    try:
+        resolve_device(cfg["quant"]["device"])
+    except ValueError as e:
+        raise FlowConfigError(f"{where}: {e}") from None
     return steps
 
 
