@@ -62,10 +62,12 @@ class AnnotateAccumulators(Transformation):
             raise GraphError(f"the graph has no Gemm, MatMul or Conv node with quantized weights, so there is "
                              f"nothing to hold to the target accumulator width {wanted}; check that this is "
                              f"the exported QONNX model")
-        names = [l.layer_name for l in layers]
-        unmatched = [p for p in wanted if p != "*" and not any(match_layer({p: 1}, n, 0) for n in names)]
-        if unmatched:
-            raise GraphError(f"target accumulator width for {unmatched} matches no layer; layers: {', '.join(names)}")
+        names = [layer.layer_name for layer in layers]
+        for what, patterns in (("tile size", self.tile_sizes), ("target", self.targets)):
+            for pattern in patterns:
+                if pattern != "*" and not any(match_layer({pattern: True}, n, False) for n in names):
+                    raise GraphError(f"per-layer {what} for '{pattern}' matches no layer; the graph's layers: "
+                                     f"{', '.join(names)}")
         for layer in layers:
             node = model.graph.node[layer.node_index]
             T = int(match_layer(self.tile_sizes, layer.layer_name, 0) or 0)

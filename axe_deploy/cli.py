@@ -22,10 +22,12 @@ def _threads() -> None:
 def summary_table(report: dict) -> str:
     m = report.get("metrics", {})
     lines = [f"flow {report['flow']} · model {report['model']}"]
-    if m:
-        lines.append(f"accuracy: float {m['float_accuracy']:.4f}  brevitas {m['quant_accuracy']:.4f}  "
-                     f"qonnx {m['qonnx_accuracy']:.4f}  onnxruntime {m['onnxruntime_accuracy']:.4f}  "
-                     f"(max |diff| qonnx {m['qonnx_max_abs_diff']:.2e}, ort {m['onnxruntime_max_abs_diff']:.2e})")
+    if m:  # a [model] onnx flow has no float/brevitas model, maybe no targets or QCDQ twin: '-'
+        def f(key, spec=".4f"):
+            return "-" if m.get(key) is None else format(m[key], spec)
+        lines.append(f"accuracy: float {f('float_accuracy')}  brevitas {f('quant_accuracy')}  "
+                     f"qonnx {f('qonnx_accuracy')}  onnxruntime {f('onnxruntime_accuracy')}  "
+                     f"(max |diff| qonnx {f('qonnx_max_abs_diff', '.2e')}, ort {f('onnxruntime_max_abs_diff', '.2e')})")
     ev = report.get("evaluation")
     if ev:
         lines.append(f"{ev['metric']}: float {ev['float']:.4f}  quantized {ev['quantized']:.4f}")
@@ -73,7 +75,17 @@ def summary_table(report: dict) -> str:
 
 @click.group()
 def main():
-    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators."""
+    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators.
+
+    \b
+    Your own model (README "Your own model"; examples/):
+      plain PyTorch  axe-deploy run examples/my_mlp.toml --out build/my_mlp
+                     ([model] module = "my_models:digits_mlp" returns a ModelBundle)
+      Brevitas       axe-deploy run examples/my_brevitas_mlp.toml --out build/my_brevitas_mlp
+      QONNX file     axe-deploy run FLOW.toml --out DIR  with [model] onnx = "model.onnx"
+                     and [data] inputs = "x.npy"; or, for the widths alone:
+                     axe-deploy annotate IN.onnx OUT.onnx / axe-deploy check IN.onnx
+    """
 
 
 @main.command()
@@ -214,6 +226,12 @@ def models():
     from axe_deploy import zoo
     for name in zoo.names():
         click.echo(name)
+
+
+from axe_deploy.graph_commands import annotate_cmd, check_cmd  # noqa: E402
+
+main.add_command(annotate_cmd)
+main.add_command(check_cmd)
 
 
 if __name__ == "__main__":

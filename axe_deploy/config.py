@@ -57,6 +57,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "model": {
         "name": Key(str, "digits-mlp", help="model name in the zoo"),
         "retrain": Key(bool, False, help="ignore the cached float model and train again"),
+        "module": Key(str, "", help='your own model: "package.module:function" (importable from the flow '
+                                    "file's folder or sys.path) returning an axe_deploy.ModelBundle"),
+        "onnx": Key(str, "", help="a QONNX file (path relative to the flow file) to annotate, validate "
+                                  "and build into hardware; needs data.inputs"),
+    },
+    "data": {
+        "inputs": Key(str, "", help="test inputs of a [model] onnx flow: a .npy file (relative to the flow file)"),
+        "targets": Key(str, "", help="optional class labels for data.inputs: a .npy file"),
     },
     "quant": {
         "algorithm": Key(str, "rtn", ALGORITHMS, "layer-wise PTQ algorithm"),
@@ -161,6 +169,7 @@ def validate(raw: dict, where: str) -> dict:
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in fold.values()):
             raise FlowConfigError(f'{where}: \'hardware.folding."{layer}"\' must be a table with '
                                   f"integer PE and SIMD >= 1, got {fold!r}")
+    _check_model_source(where, raw.get("model", {}), cfg)
     steps = cfg["flow"]["steps"]
     if steps is not None and not all(isinstance(s, str) for s in steps):
         raise FlowConfigError(f"{where}: 'flow.steps' must be a list of step names")
@@ -178,6 +187,28 @@ def check_export_bits(cfg: dict, where: str) -> None:
             raise FlowConfigError(f"{where}: key '{key}' = {value} is not supported by the export step "
                                   f"(Brevitas's QCDQ export takes {lo}..{hi} bits); use {lo}..{hi}, or "
                                   f"leave 'export' out of flow.steps")
+
+
+def _check_model_source(where: str, raw_model: dict, cfg: dict) -> None:
+    """One model source: a zoo ``name``, your ``module``, or an ``onnx`` file with its data."""
+    m, data = cfg["model"], cfg["data"]
+    given = [k for k in ("name", "module", "onnx") if raw_model.get(k)]
+    if len(given) > 1:
+        raise FlowConfigError(f"{where}: 'model.{given[0]}' and 'model.{given[1]}' both given; a flow takes one "
+                              f"model: a zoo name, a module \"package.module:function\" or an onnx file")
+    if m["module"] and (m["module"].count(":") != 1 or not all(m["module"].split(":"))):
+        raise FlowConfigError(f"{where}: 'model.module' = {m['module']!r} must read \"package.module:function\"")
+    if m["onnx"] and not data["inputs"]:
+        raise FlowConfigError(f"{where}: 'model.onnx' needs 'data.inputs' (a .npy file of test inputs)")
+    if (data["inputs"] or data["targets"]) and not m["onnx"]:
+        raise FlowConfigError(f"{where}: '[data]' is for a 'model.onnx' flow; a zoo or module model brings "
+                              f"its own data")
+
+
+def model_label(cfg: dict) -> str:
+    """What the report calls the model: the zoo name, the module or the onnx file."""
+    m = cfg["model"]
+    return m["module"] or m["onnx"] or m["name"]
 
 
 def match_layer(settings: dict[str, object], name: str, default):

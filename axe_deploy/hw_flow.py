@@ -26,18 +26,20 @@ from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
 from axe_deploy.hw.worst_case import run_worst_case
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.validate import run_onnxruntime, run_qonnx
 
 DATAFLOW_FILE = "model.dataflow.onnx"
 
 
 def step_lower(state, cfg):
     """Annotated QONNX -> dataflow graph; its integer executor must match onnxruntime."""
-    model = lower(ModelWrapper(str(state.out / "model.qonnx.onnx")))
-    x = state.bundle.test_x.numpy()
+    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
+    model = lower(qonnx)
+    x = state.test_data()[0]
     ctx = execute_dataflow(model, x)
     out = ctx[model.graph.output[0].name]
-    ort = run_onnxruntime(state.out / "model.qcdq.onnx", x)
+    qcdq = state.out / "model.qcdq.onnx"  # absent for a foreign graph qonnx cannot convert: then qonnx
+    ort = run_onnxruntime(qcdq, x, state.ort_optimize) if qcdq.exists() else run_qonnx(qonnx, x)[qonnx.graph.output[0].name]
     state.hw = {"model": model, "layers": hw_layers(model), "test_out": out}
     diff = float(np.abs(out - ort).max())
     argmax_equal = float((out.argmax(1) == ort.argmax(1)).mean())
@@ -45,6 +47,7 @@ def step_lower(state, cfg):
         "nodes": [n.op_type for n in model.graph.node],
         "executor_max_abs_diff_vs_onnxruntime": diff,
         "executor_argmax_equal_onnxruntime": argmax_equal,
+        "executor_reference": "onnxruntime" if qcdq.exists() else "qonnx",
     }
     atol = cfg["validate"]["atol"]
     checks.record(state.report, "executor_vs_onnxruntime", diff <= atol and argmax_equal == 1.0,
@@ -104,7 +107,7 @@ def step_simulate(state, cfg):
     onnxruntime's argmax), with the testbench's shadow-accumulator overflow check."""
     h = cfg["hardware"]
     model = state.hw["model"]
-    x = state.bundle.test_x.numpy()
+    x = state.test_data()[0]
     if h["sim_vectors"]:
         x = x[: h["sim_vectors"]]
     ctx = execute_dataflow(model, x)

@@ -4,8 +4,8 @@ sibling that becomes the folder only when the flow succeeds.
 A run writes into an absent folder, an empty one, or an earlier axe-deploy build (it
 holds :data:`MARKER`). Anything else is somebody's files: refused unless ``force``.
 The working directory, the home folder, the filesystem root, their ancestors and any
-repository root (a folder with ``.git``) are refused even with ``force``: replacing
-them would delete a project.
+folder that is or contains a repository (a ``.git`` inside) are refused even with
+``force``: replacing them would delete a project.
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ def check_out(out: str | Path, force: bool = False) -> Path:
     raw = str(out)
     if not raw.strip():
         raise OutDirError("--out is empty: name the build folder, e.g. --out build/my_flow")
-    out = Path(os.path.expanduser(raw)).resolve()
+    try:
+        return _check_out(Path(os.path.expanduser(raw)).resolve(), raw, force)
+    except OSError as e:  # a name too long, a folder we may not list, ...
+        raise OutDirError(f"--out {raw}: {e.strerror or e}") from None
+
+
+def _check_out(out: Path, raw: str, force: bool) -> Path:
     why = _protected(out)
     if why:
         raise OutDirError(f"--out {raw}: refusing to write {out}: {why} (not even with --force); "
@@ -54,10 +60,24 @@ def check_out(out: str | Path, force: bool = False) -> Path:
     for parent in [out, *out.parents]:
         if parent.exists() and not parent.is_dir():
             raise OutDirError(f"--out {raw}: {parent} is a file, not a folder")
-    if out.is_dir() and not force and not (out / MARKER).is_file() and any(out.iterdir()):
-        raise OutDirError(f"--out {raw}: {out} is not empty and not an axe-deploy build; "
-                          f"name a new folder, or pass --force to replace its contents")
+    if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
+        if not force:
+            raise OutDirError(f"--out {raw}: {out} is not empty and not an axe-deploy build; "
+                              f"name a new folder, or pass --force to replace its contents")
+        repo = _repository_inside(out)
+        if repo:
+            raise OutDirError(f"--out {raw}: refusing to replace {out}: it contains the repository {repo} "
+                              f"(not even with --force); name a new folder, e.g. --out build/my_flow")
     return out
+
+
+def _repository_inside(folder: Path) -> Path | None:
+    """A repository (a folder with ``.git``) under ``folder``, or None. The walk costs what
+    deleting the folder would cost, and --force is about to delete it."""
+    for root, dirs, files in os.walk(folder):
+        if ".git" in dirs or ".git" in files:
+            return Path(root)
+    return None
 
 
 def _mkdir(path: Path, raw: str) -> None:

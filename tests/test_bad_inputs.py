@@ -6,6 +6,7 @@ API cases call the functions the flow is made of.
 """
 
 import fcntl
+import json
 import math
 import os
 import signal
@@ -28,7 +29,7 @@ from axe_deploy.cli import main, summary_table
 from axe_deploy.dataflow.lower import lower
 from axe_deploy.flow import metric_warnings
 from axe_deploy.graph import GraphError, load_model, quant_layers
-from axe_deploy.outdir import MARKER, OutDirError, build_folder
+from axe_deploy.outdir import MARKER, build_folder
 from axe_deploy.ptq import LayerStats, quantize_layer
 from axe_deploy.ptq.optq import optq
 
@@ -65,6 +66,12 @@ def _full(tmp):
     return tmp / "mine"
 
 
+def _holds_a_project(tmp):  # a folder with a repository somewhere below it
+    (tmp / "projects" / "proj" / ".git").mkdir(parents=True)
+    (tmp / "projects" / "proj" / "code.py").write_text("keep me")
+    return tmp / "projects"
+
+
 def _file(tmp):
     (tmp / "afile.txt").write_text("keep me")
     return tmp / "afile.txt" / "build"
@@ -76,11 +83,13 @@ OUT_CASES = {
     "root": (lambda tmp: "/", ["--force"], ["filesystem root"]),
     "repository": (_project, ["--force"], ["repository root"]),
     "parent_of_cwd": (lambda tmp: "..", ["--force"], ["contains it"]),
+    "holds_a_repository": (_holds_a_project, ["--force"], ["contains the repository", "projects/proj"]),
     "not_a_build": (_full, [], ["not empty", "not an axe-deploy build", "--force"]),
     "under_a_file": (_file, [], ["afile.txt", "is a file"]),
     "unwritable": (lambda tmp: "/proc/axe-deploy-test/build", [], ["/proc", "cannot create"]),
     "unwritable_parent": (lambda tmp: "/proc/build", [], ["cannot create files in /proc"]),
     "empty_name": (lambda tmp: "", [], ["--out is empty"]),
+    "name_too_long": (lambda tmp: str(tmp / ("a" * 300) / "build"), [], ["File name too long"]),
 }
 
 
@@ -341,6 +350,9 @@ def tiny_graph(in_bits=4.0, w_bits=4.0, compute=True) -> ModelWrapper:
 def test_no_layers_with_a_target_is_an_error():
     with pytest.raises(GraphError, match="no Gemm, MatMul or Conv"):
         tiny_graph(compute=False).transform(AnnotateAccumulators(targets={"*": 12}))
+    empty = ModelWrapper(helper.make_model(helper.make_graph([], "empty", [], [])))
+    with pytest.raises(GraphError, match="no Gemm, MatMul or Conv"):
+        empty.transform(AnnotateAccumulators(targets={"*": 12}))
     tiny_graph(compute=False).transform(AnnotateAccumulators())  # without a target: nothing to promise
 
 
@@ -368,9 +380,8 @@ def _set(model, key, value):
 
 
 def test_lower_refuses_a_narrower_annotation():
-    model = _annotated()
-    # exact range with x in [0, 15]: rows of W_INT.T: hi = max(15*(1+4+2), ...), lo likewise
-    exact = accumulator.analyze(quant_layers(model)[0].q, input_bits=4, input_signed=False, weight_bits=4)
+    exact = accumulator.analyze(quant_layers(_annotated())[0].q, input_bits=4, input_signed=False, weight_bits=4)
+    assert (exact.lo, exact.hi, exact.datatype) == (-105, 105, "INT8")  # 15 * 7 = 105 for rows of W_INT.T
     with pytest.raises(GraphError, match="annotated accumulator INT7 does not hold"):
         lower(_set(_annotated(), "accumulator_datatype", "INT7"))
     narrow = f"[{exact.lo + 1}, {exact.hi - 1}]"
@@ -454,7 +465,6 @@ def test_collapse_at_9_bit_accumulators_is_reported(tmp_path):
     result = CliRunner().invoke(main, ["run", str(DEFAULT), "--out", str(tmp_path / "b"), "--set", sw,
                                        "--set", "quant.algorithm=gpfq", "--set", "quant.accumulator_bits=9"])
     assert result.exit_code == 0, result.output
-    import json
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["metrics"]["quant_accuracy"] < 0.5 and len(report["warnings"]) == 1
     assert "WARNING: quantized accuracy" in result.output
