@@ -97,6 +97,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "compare_widths": Key(bool, True, help="also synthesize with 32-bit and unconstrained accumulators"),
         "part": Key(str, "xc7z020clg400-1", help="FPGA part for the Vivado and FINN handoffs"),
     },
+    "finn": {
+        "venv": Key(str, "", help="FINN's own venv for the 'finn' step (default: $AXE_DEPLOY_FINN_VENV, else "
+                                  "finn-venv in the axe-deploy cache, built from FINN's make_venv.sh)"),
+        "root": Key(str, "", help="FINN checkout (default: $FINN_ROOT, else the snapshot ../shared/vendor/finn)"),
+    },
 }
 
 

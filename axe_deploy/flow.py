@@ -18,6 +18,7 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import checks, foreign, hw_flow, zoo
+from axe_deploy.handoff import steps as handoff_steps
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
 from axe_deploy.config import FlowConfigError, check_export_bits, layer_values, model_label
 from axe_deploy.dataflow.lower import lower
@@ -260,6 +261,8 @@ STEPS = {
     "simulate": hw_flow.step_simulate,
     "synthesize": hw_flow.step_synthesize,
     "handoff": hw_flow.step_handoff,
+    "finn": handoff_steps.step_finn,  # opt-in: FINN's Vivado-free steps in FINN's venv
+    "hls4ml": handoff_steps.step_hls4ml,  # opt-in: hls4ml's C model (pip install -e '.[hls4ml]')
     "report": step_report,
 }
 SOFTWARE_STEPS = ["build_models", "quantize", "export", "annotate", "validate", "report"]

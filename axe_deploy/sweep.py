@@ -236,6 +236,8 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     points elsewhere, such as Ray, checks it there and passes False)."""
     asked = dict(bits=bits, tiles=tiles, methods=methods, seeds=seeds)
     check_request(**asked)
+    if cfg["model"].get("module") or cfg["model"].get("onnx"):  # else it would sweep the default zoo model
+        raise ValueError("sweep runs zoo models ([model] name) only; a [model] module or onnx flow is not swept yet")
     try:
         local = resolve_device(cfg["quant"]["device"])
     except ValueError:

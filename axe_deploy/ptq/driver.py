@@ -290,10 +290,10 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
     without a float twin of the same name, a weight quantizer that recomputes its scale
     from the weights. After each layer the integers are read back from the Brevitas layer.
     The statistics and the core run on ``quant.device``; the models stay where they are."""
+    device = resolve_device(quant_cfg.get("device", "cpu"))
     check_quant_cfg(quant_cfg)
     check_calibrated(quant_model)
     plans = plan_layers(quant_model, quant_cfg)
-    device = resolve_device(quant_cfg.get("device", "cpu"))
     for plan in plans:
         float_twin(float_model, quant_model, plan.name)
         if not plan.skip:
