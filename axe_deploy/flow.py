@@ -60,11 +60,11 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
     q = cfg["quant"]
     if cfg["model"]["module"]:
         state.bundle = build_user_bundle(cfg["model"]["module"], q, state.flow_dir)
-        return state
-    state.bundle = zoo.build(cfg["model"]["name"], weight_bits=q["weight_bits"], act_bits=q["act_bits"],
-                             input_bits=q["input_bits"], layer_weight_bits=layer_values(q, "weight_bits"),
-                             seed=cfg["flow"]["seed"], retrain=cfg["model"]["retrain"],
-                             calibration_samples=q["calibration_samples"])
+    else:
+        state.bundle = zoo.build(cfg["model"]["name"], weight_bits=q["weight_bits"], act_bits=q["act_bits"],
+                                 input_bits=q["input_bits"], layer_weight_bits=layer_values(q, "weight_bits"),
+                                 seed=cfg["flow"]["seed"], retrain=cfg["model"]["retrain"],
+                                 calibration_samples=q["calibration_samples"])
     state.bundle.device = str(resolve_device(q["device"]))
     return state
 
