@@ -65,7 +65,8 @@ def step_quantize(state: BuildState, cfg: dict) -> BuildState:
         infos = b.quantize(free, model=unconstrained_model, seed=cfg["flow"]["seed"], progress=False)
     else:
         infos = state.ptq
-    state.unconstrained_bits = {name: info.exact_bits for name, info in infos.items() if info is not None}
+    # one-stage widths: what the unconstrained quantization needs without tiles
+    state.unconstrained_bits = {name: info.outer_bits for name, info in infos.items() if info is not None}
     return state
 
 
