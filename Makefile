@@ -19,7 +19,9 @@ venv: $(STAMP)
 system-tools:
 	bash docker/install-system-tools.sh
 
-demo: $(STAMP)
+# As root the system tools are installed first (as for `make test`); without them the
+# demo runs the software steps and names the skipped ones and the install command.
+demo: $(STAMP) system-tools
 	$(VENV)/bin/axe-deploy run flows/digits_mlp.toml --out build/digits_mlp
 
 test: $(STAMP) system-tools

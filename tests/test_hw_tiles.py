@@ -7,15 +7,19 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import dataclasses
+import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from axe_deploy import config
 from axe_deploy.accumulator import analyze
+from axe_deploy.flow import run_flow
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import lint, simulate
 from axe_deploy.hw.spec import MVAULayer, ReorderLayer, chain_reference, estimate_cycles, wrap
@@ -151,3 +155,46 @@ def test_one_bit_narrower_inner_register_overflows_on_worst_case_inputs(tmp_path
     _narrow_in_rtl(outer, outer.modules[0], "OUTER_BITS")
     res = simulate(outer, x, simulator="icarus")
     assert res.overflows["fc"] == 0 and res.outer_overflows["fc"] > 0
+
+
+SIMULATOR = shutil.which("verilator") or shutil.which("iverilog")
+FLOWS = Path(__file__).parents[1] / "flows"
+TO_SIM = ["build_models", "quantize", "export", "annotate", "validate", "lower", "fold", "rtl", "simulate", "report"]
+
+
+def _check_tiled_build(report, tiled_layers):
+    sim = report["hardware"]["rtl_sim"]
+    assert sim["bit_exact_vectors"] == sim["vectors"] > 0
+    assert sim["inner_overflows"] == sim["outer_overflows"] == sim["overflows"] == 0
+    annotated = {l["name"]: l for l in report["layers"]}
+    mvaus = {l["name"]: l for l in report["hardware"]["layers"] if l["kind"] == "MVAU"}
+    assert sorted(n for n, l in mvaus.items() if l["tile_size"]) == sorted(tiled_layers)
+    for name, l in mvaus.items():  # the registers built are the annotated ones, exactly
+        assert l["accumulator_datatype"] == annotated[name]["accumulator_datatype"]
+        assert l["outer_accumulator_datatype"] == annotated[name]["outer_accumulator_datatype"]
+        if l["tile_size"]:
+            assert l["tile_size"] % l["SIMD"] == 0
+    assert report["dataflow"]["executor_argmax_equal_onnxruntime"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SIMULATOR is None, reason="neither verilator nor iverilog installed")
+def test_tiled_mlp_flow_through_rtl(tmp_path):
+    cfg = config.load(FLOWS / "digits_mlp.toml", [
+        "quant.tile_size=16", "quant.accumulator_bits=10", "quant.layers={}", "hardware.sim_vectors=16",
+        "flow.steps=" + json.dumps(TO_SIM)])
+    report = run_flow(cfg, tmp_path / "mlp", progress=lambda s: None)
+    _check_tiled_build(report, ["fc1", "fc2", "fc3"])
+    assert {l["accumulator_datatype"] for l in report["layers"]} == {"INT10"}
+    assert [l["kind"] for l in report["hardware"]["layers"]] == ["MVAU"] * 3  # no reorder: graph order
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SIMULATOR is None, reason="neither verilator nor iverilog installed")
+def test_tiled_cnn_flow_through_rtl(tmp_path):
+    cfg = config.load(FLOWS / "digits_cnn_tiled.toml", ["hardware.sim_vectors=4", "flow.steps=" + json.dumps(TO_SIM)])
+    report = run_flow(cfg, tmp_path / "cnn", progress=lambda s: None)
+    _check_tiled_build(report, ["conv2", "fc"])
+    kinds = [l["kind"] for l in report["hardware"]["layers"]]
+    assert kinds == ["SlidingWindow", "MVAU", "SlidingWindow", "Reorder", "MVAU", "MaxPool", "Reorder", "MVAU"]
+    assert report["metrics"]["quant_accuracy"] >= report["metrics"]["float_accuracy"] - 0.01
