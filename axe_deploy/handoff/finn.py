@@ -88,7 +88,9 @@ def write_handoff(folder: Path, qonnx_path: Path, layers: list[MVAULayer], repor
     files = {
         "folding_config.json": folding_config(layers),
         "dataflow_build_config.json": build_config(part, clock_ns),
-        "accumulators.json": {"layers": [{"name": l["name"], "accumulator_datatype": l["accumulator_datatype"]}
+        # FINN's MVAU has one accumulator: a tiled layer's one-stage equivalent is its outer width
+        "accumulators.json": {"layers": [{"name": l["name"], "accumulator_datatype":
+                                          l.get("outer_accumulator_datatype") or l["accumulator_datatype"]}
                                          for l in report_layers]},
     }
     for name, content in files.items():
