@@ -30,11 +30,13 @@ needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iver
 
 
 def _tiled_mlp(rng):
-    """Two tiled layers (tiles of 2 and 3 folds, a short last tile) and a one-stage one."""
+    """A reorder, two tiled layers (tiles of 4 and 3 folds, a short last tile) and a
+    one-stage one."""
+    r = ReorderLayer("fc0_reorder", 20, 4, False, rng.permutation(20))
     a = random_mvau(rng, "fc0", 20, 6, SIMD=2, PE=3, input_bits=4, n_thresholds=3, tile_size=8)
     b = random_mvau(rng, "fc1", 6, 4, SIMD=1, PE=2, input_bits=2, n_thresholds=7, tile_size=3)
     c = random_mvau(rng, "fc2", 4, 3, SIMD=2, PE=1, input_bits=3, n_thresholds=None)
-    return [a, b, c]
+    return [r, a, b, c]
 
 
 def test_two_level_reference_equals_the_exact_sum_when_nothing_overflows():
@@ -86,7 +88,8 @@ def test_tiled_layer_errors_name_the_fix():
 def test_tiled_chain_bit_exact_with_no_inner_or_outer_overflow(tmp_path, stall):
     rng = np.random.default_rng(2)
     layers = _tiled_mlp(rng)
-    wc = worst_case_tile_inputs(layers[0].weights, input_bits=4, input_signed=False, tile_size=8)
+    wc = worst_case_tile_inputs(layers[1].weights, input_bits=4, input_signed=False, tile_size=8)
+    wc = wc[:, np.argsort(layers[0].order)]  # in stream order: the reorder puts it back
     x = np.concatenate([wc, rng.integers(0, 16, (4, 20))])
     design = write_rtl(layers, tmp_path)
     res = simulate(design, x, simulator="icarus", stall=stall)
