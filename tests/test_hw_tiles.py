@@ -74,6 +74,8 @@ def test_tiled_layer_errors_name_the_fix():
         dataclasses.replace(layer, tile_size=24)
     with pytest.raises(ValueError, match="not a permutation"):
         ReorderLayer("r", 4, 4, False, [0, 1, 1, 2])
+    with pytest.raises(ValueError, match="layer 'r': even the fastest folding .one element a cycle.* 32 cycles"):
+        choose_folding([ReorderLayer("r", 8, 4, False, np.arange(8), num_vectors=4)], target_cycles=10)
     # folding only picks SIMD dividing T: tiles stay whole folds
     for target in (1, 2, 5, 12, 40, 96):
         try:

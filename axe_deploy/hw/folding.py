@@ -98,9 +98,10 @@ def choose_folding(layers: list[Layer], target_cycles: int | None = None, *,
                     break
             else:
                 fastest = dataclasses.replace(layer, **_candidates(layer)[-1])
+                how = ", ".join(f"{k}={getattr(fastest, k)}" for k in FOLD_KEYS[type(layer)]) \
+                    or "one element a cycle, a reorder in front of a tiled MVAU"
                 raise ValueError(
-                    f"layer '{layer.name}': even the fastest folding "
-                    f"({', '.join(f'{k}={getattr(fastest, k)}' for k in FOLD_KEYS[type(layer)])}) "
+                    f"layer '{layer.name}': even the fastest folding ({how}) "
                     f"takes {estimate_cycles(fastest)} cycles per image > target {target_cycles}; "
                     "relax the target (fewer images per second or a faster clock)")
     return out
