@@ -22,7 +22,7 @@ from axe_deploy.accumulator import analyze
 from axe_deploy.flow import run_flow
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import lint, simulate
-from axe_deploy.hw.spec import MVAULayer, ReorderLayer, chain_reference, estimate_cycles, wrap
+from axe_deploy.hw.spec import ReorderLayer, chain_reference, estimate_cycles, wrap
 from axe_deploy.hw.testing import random_mvau, worst_case_tile_inputs
 from axe_deploy.hw.verilog import write_rtl
 
