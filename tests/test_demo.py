@@ -54,3 +54,25 @@ def test_cli_without_tools_exits_cleanly(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert result.output.strip().splitlines()[-2].startswith("skipped steps simulate")
+
+
+def test_summary_ends_with_the_headline():
+    from axe_deploy.cli import summary_table
+    layers = [{"name": "fc1", "op": "Gemm", "M": 4, "K": 64, "weight_datatype": "INT4", "input_datatype": "UINT8",
+               "tile_size": 0, "accumulator_datatype": "INT13", "accumulator_range": [-4080, 4080],
+               "datatype_bound_bits": 19, "exact_bits": 13, "overflow_free": True, "target_accumulator_bits": 13},
+              {"name": "fc2", "op": "Gemm", "M": 4, "K": 256, "weight_datatype": "INT4", "input_datatype": "UINT4",
+               "tile_size": 32, "accumulator_datatype": "INT10", "outer_accumulator_datatype": "INT13",
+               "accumulator_range": [-510, 510], "datatype_bound_bits": 17, "exact_bits": 10,
+               "overflow_free": True, "target_accumulator_bits": 10}]
+    report = {"flow": "f", "model": "m", "layers": layers, "timings_s": {},
+              "metrics": {"float_accuracy": 0.9694, "quant_accuracy": 0.9639, "qonnx_accuracy": 0.9639,
+                          "onnxruntime_accuracy": 0.9639, "qonnx_max_abs_diff": 0.0, "onnxruntime_max_abs_diff": 0.0},
+              "unconstrained": {"accuracy": 0.9694, "accumulator_bits": {"fc1": 16, "fc2": 15}},
+              "hardware": {"synth": {"mvau_luts": 4074}, "synth_acc32": {"mvau_luts": 5900},
+                           "synth_unconstrained": {"mvau_luts": 4397}, "lut_ratio_vs_acc32": 4074 / 5900,
+                           "lut_ratio_vs_unconstrained": 4074 / 4397}}
+    assert summary_table(report).splitlines()[-3:] == [
+        "accuracy: float 0.9694 / unconstrained 0.9694 / AXE 0.9639",
+        "accumulators, unconstrained -> AXE: fc1 INT16 -> INT13, fc2 INT15 -> INT10+INT13 (T=32)",
+        "MVAU LUTs: AXE 4074 vs 32-bit 5900 (0.69x) vs unconstrained 4397 (0.93x)"]
