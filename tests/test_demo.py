@@ -76,3 +76,12 @@ def test_summary_ends_with_the_headline():
         "accuracy: float 0.9694 / unconstrained 0.9694 / AXE 0.9639",
         "accumulators, unconstrained -> AXE: fc1 INT16 -> INT13, fc2 INT15 -> INT10+INT13 (T=32)",
         "MVAU LUTs: AXE 4074 vs 32-bit 5900 (0.69x) vs unconstrained 4397 (0.93x)"]
+
+
+def test_sweep_ignores_the_default_flows_per_layer_targets():
+    """The default flow sets a target P per layer; a sweep sets P (and T) itself."""
+    from axe_deploy import sweep
+    cfg = config.load(DEFAULT, ["quant.calibration_samples=256"])
+    assert cfg["quant"]["layers"]["fc1"]["accumulator_bits"] == 13
+    point = sweep.run_point(cfg, "rtn", None, 0, 0)
+    assert point["exact_bits"] == point["P"] > 13  # round-to-nearest, unconstrained
