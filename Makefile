@@ -21,7 +21,8 @@ system-tools:
 
 # As root the system tools are installed first (as for `make test`); without them the
 # demo runs the software steps and names the skipped ones and the install command.
-demo: $(STAMP) system-tools
+demo: $(STAMP)
+	bash docker/install-system-tools.sh || echo "make demo: tools not installed; the flow runs the steps it can"
 	$(VENV)/bin/axe-deploy run flows/digits_mlp.toml --out build/digits_mlp
 
 test: $(STAMP) system-tools

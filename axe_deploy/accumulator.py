@@ -24,30 +24,71 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def check_bits(name: str, bits, lo: int, hi: int) -> int:
+    """``bits`` as an int if it is an integer in [lo, hi], else ValueError naming ``name``."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {bits!r}")
+    if not lo <= bits <= hi:
+        raise ValueError(f"{name}={bits} is out of range: use {lo}..{hi}")
+    return int(bits)
+
+
 def input_bounds(bits: int, signed: bool, narrow: bool = False) -> tuple[int, int]:
-    """Integer range of an N-bit input: [0, 2^N - 1] or [-2^(N-1) (+1 if narrow), 2^(N-1) - 1]."""
-    if bits < 1:
-        raise ValueError(f"input bit width must be >= 1, got {bits}")
+    """Integer range of an N-bit input: [0, 2^N - 1] or [-2^(N-1) (+1 if narrow), 2^(N-1) - 1];
+    a signed 1-bit input is bipolar, [-1, 1] (its values are ±1: QONNX's 1-bit signed Quant
+    and BipolarQuant, Brevitas's binary quantizers)."""
+    bits = check_bits("input bit width", bits, 1, 64)
+    if bits == 1 and signed:
+        return -1, 1
     if signed:
         return -(2 ** (bits - 1)) + int(narrow), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
 
-def _as_int64(q) -> np.ndarray:
+# int64 holds every partial sum below this bound exactly; above it the sums use Python ints.
+_INT64_SAFE = 2**62
+
+
+def _as_int(q) -> np.ndarray:
+    """``q`` [M, K] as exact integers: int64, or Python ints (dtype object) when an entry
+    is too large for int64. NaN, infinite and non-integer entries are errors."""
     q = np.asarray(q)
     if q.ndim != 2:
         raise ValueError(f"integer weights must be [M, K], got shape {q.shape}")
-    q64 = np.rint(q).astype(np.int64)
-    if not np.array_equal(q64, q):
-        raise ValueError("weights passed to the accumulator analysis are not integers")
-    return q64
+    if q.dtype == object:
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in q.flat):
+            raise ValueError("weights passed to the accumulator analysis are not integers")
+        return np.vectorize(int, otypes=[object])(q) if q.size else q
+    if q.dtype.kind == "f":
+        if not np.all(np.isfinite(q)):
+            raise ValueError(f"weights passed to the accumulator analysis have {int((~np.isfinite(q)).sum())} "
+                             f"NaN or infinite entries")
+        if not np.array_equal(np.rint(q), q):
+            raise ValueError("weights passed to the accumulator analysis are not integers")
+    elif q.dtype.kind not in "iub":
+        raise ValueError(f"weights passed to the accumulator analysis have dtype {q.dtype}, not integers")
+    if q.size == 0 or np.abs(q.astype(np.float64)).max() < _INT64_SAFE:
+        return q.astype(np.int64)
+    return np.vectorize(int, otypes=[object])(q)
+
+
+def _exact_dtype(q: np.ndarray, x_min: int, x_max: int) -> np.ndarray:
+    """``q`` in a dtype in which every dot product with inputs in [x_min, x_max] is exact:
+    int64 when max|q| · K · max|x| stays below 2^62, Python ints otherwise."""
+    if q.dtype == object or q.size == 0:
+        return q
+    bound = int(np.abs(q).max()) * q.shape[1] * max(abs(int(x_min)), abs(int(x_max)))
+    return q if bound < _INT64_SAFE else q.astype(object)
 
 
 def row_ranges(q, x_min: int, x_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact worst-case (lo, hi) of each row's dot product, int64 arrays of shape [M]."""
-    q = _as_int64(q)
-    pos = np.where(q > 0, q, 0).sum(axis=1)
-    neg = np.where(q < 0, q, 0).sum(axis=1)
+    """Exact worst-case (lo, hi) of each row's dot product, shape [M]: int64 arrays, or
+    Python ints (dtype object) where int64 could wrap."""
+    q = _exact_dtype(_as_int(q), x_min, x_max)
+    x_min, x_max = int(x_min), int(x_max)
+    zero = q.dtype.type(0) if q.dtype != object else 0
+    pos = np.where(q > 0, q, zero).sum(axis=1)
+    neg = np.where(q < 0, q, zero).sum(axis=1)
     hi = pos * x_max + neg * x_min
     lo = pos * x_min + neg * x_max
     return lo, hi
@@ -55,12 +96,12 @@ def row_ranges(q, x_min: int, x_max: int) -> tuple[np.ndarray, np.ndarray]:
 
 def tile_ranges(q, x_min: int, x_max: int, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact (lo, hi) per row and tile, shape [M, ceil(K/T)]; the last tile may be shorter."""
-    q = _as_int64(q)
+    q = _as_int(q)
     M, K = q.shape
     if tile_size <= 0:
         raise ValueError(f"tile size must be > 0, got {tile_size}")
     n_tiles = -(-K // tile_size)
-    padded = np.zeros((M, n_tiles * tile_size), dtype=np.int64)
+    padded = np.zeros((M, n_tiles * tile_size), dtype=q.dtype)
     padded[:, :K] = q
     tiles = padded.reshape(M * n_tiles, tile_size)
     lo, hi = row_ranges(tiles, x_min, x_max)
@@ -69,7 +110,7 @@ def tile_ranges(q, x_min: int, x_max: int, tile_size: int) -> tuple[np.ndarray, 
 
 def worst_case_inputs(q, x_min: int, x_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row inputs [M, K] that reach ``hi`` and ``lo`` exactly (x_max where q > 0, else x_min)."""
-    q = _as_int64(q)
+    q = _as_int(q)
     x_for_hi = np.where(q > 0, x_max, x_min).astype(np.int64)
     x_for_lo = np.where(q > 0, x_min, x_max).astype(np.int64)
     return x_for_hi, x_for_lo
@@ -112,6 +153,28 @@ def datatype_name(bits: int, signed: bool = True) -> str:
     return f"{'INT' if signed else 'UINT'}{bits}"
 
 
+def check_levels(q, levels: int, name: str = "layer") -> None:
+    """RuntimeError naming ``name`` unless every |q| <= ``levels`` (exact, in integers)."""
+    q = _as_int(q)
+    worst = int(np.abs(q).max()) if q.size else 0
+    if worst > levels:
+        raise RuntimeError(f"{name}: a weight of magnitude {worst} is outside the alphabet "
+                           f"[-{levels}, {levels}]; the quantizer failed, please report it")
+
+
+def check_budget(q, bits: int, *, input_bits: int, input_signed: bool, tile_size: int = 0,
+                 name: str = "layer") -> None:
+    """RuntimeError naming ``name`` unless every row's (every tile's) exact worst-case dot
+    product fits a signed ``bits``-wide register."""
+    q = _as_int(q)
+    x_min, x_max = input_bounds(input_bits, input_signed)
+    lo, hi = tile_ranges(q, x_min, x_max, tile_size if tile_size and tile_size < q.shape[1] else q.shape[1])
+    lo, hi = int(lo.min()), int(hi.max())
+    if not fits(lo, hi, bits):
+        raise RuntimeError(f"{name}: exact accumulator range [{lo}, {hi}] needs {min_bits(lo, hi)} bits, "
+                           f"more than the {bits}-bit budget that AXE enforces; please report it")
+
+
 @dataclass(frozen=True)
 class AccumulatorInfo:
     """What a layer's accumulator must hold, for the annotation and the report.
@@ -152,7 +215,7 @@ def analyze(q, *, input_bits: int, input_signed: bool, weight_bits: int,
     The register is unsigned only when no worst case is negative (non-negative weights
     on unsigned inputs); otherwise signed. ``tile_size`` 0 means one stage.
     """
-    q = _as_int64(q)
+    q = _as_int(q)
     M, K = q.shape
     x_min, x_max = input_bounds(input_bits, input_signed, input_narrow)
     row_lo, row_hi = row_ranges(q, x_min, x_max)

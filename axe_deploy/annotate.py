@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from onnx import StringStringEntryProto
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
@@ -55,7 +56,19 @@ class AnnotateAccumulators(Transformation):
         self.targets = targets or {}
 
     def apply(self, model: ModelWrapper):
-        for layer in quant_layers(model):
+        layers = quant_layers(model)
+        wanted = {p: t for p, t in self.targets.items() if t}
+        if wanted and not layers:
+            raise GraphError(f"the graph has no Gemm, MatMul or Conv node with quantized weights, so there is "
+                             f"nothing to hold to the target accumulator width {wanted}; check that this is "
+                             f"the exported QONNX model")
+        names = [layer.layer_name for layer in layers]
+        for what, patterns in (("tile size", self.tile_sizes), ("target", self.targets)):
+            for pattern in patterns:
+                if pattern != "*" and not any(match_layer({pattern: True}, n, False) for n in names):
+                    raise GraphError(f"per-layer {what} for '{pattern}' matches no layer; the graph's layers: "
+                                     f"{', '.join(names)}")
+        for layer in layers:
             node = model.graph.node[layer.node_index]
             T = int(match_layer(self.tile_sizes, layer.layer_name, 0) or 0)
             info = accumulator.analyze(layer.q, input_bits=layer.input.bits,
@@ -83,6 +96,27 @@ class AnnotateAccumulators(Transformation):
                 props["target_accumulator_bits"] = target
             _set_props(node, props)
         return model, False
+
+
+def check_annotation(layer, props: dict[str, str]) -> None:
+    """GraphError naming the layer unless its annotated accumulator DataType holds the exact
+    range of its weights (computed by :mod:`axe_deploy.accumulator`) and the annotated range."""
+    where = f"layer '{layer.layer_name}'"
+    try:
+        dt = DataType[props["accumulator_datatype"]]
+        lo, hi = annotation_range(props)
+        T = int(props.get("tile_size", "0"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise GraphError(f"{where}: malformed accumulator annotation {props} ({e}); run the annotate step "
+                         f"again") from None
+    info = accumulator.analyze(layer.q, input_bits=layer.input.bits, input_signed=layer.input.signed,
+                               weight_bits=layer.weight.bits, tile_size=T, input_narrow=layer.input.narrow)
+    if lo > info.lo or hi < info.hi:
+        raise GraphError(f"{where}: annotated accumulator range [{lo}, {hi}] is narrower than the exact range "
+                         f"[{info.lo}, {info.hi}] of its weights; run the annotate step again")
+    if not (dt.is_integer() and dt.min() <= lo and hi <= dt.max()):
+        raise GraphError(f"{where}: annotated accumulator {dt.name} does not hold its range [{lo}, {hi}] "
+                         f"(needs {info.datatype}); run the annotate step again")
 
 
 def copy_annotations(src: ModelWrapper, dst: ModelWrapper) -> None:

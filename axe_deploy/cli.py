@@ -22,10 +22,12 @@ def _threads() -> None:
 def summary_table(report: dict) -> str:
     m = report.get("metrics", {})
     lines = [f"flow {report['flow']} · model {report['model']}"]
-    if m:
-        lines.append(f"accuracy: float {m['float_accuracy']:.4f}  brevitas {m['quant_accuracy']:.4f}  "
-                     f"qonnx {m['qonnx_accuracy']:.4f}  onnxruntime {m['onnxruntime_accuracy']:.4f}  "
-                     f"(max |diff| qonnx {m['qonnx_max_abs_diff']:.2e}, ort {m['onnxruntime_max_abs_diff']:.2e})")
+    if m:  # a [model] onnx flow has no float/brevitas model, maybe no targets or QCDQ twin: '-'
+        def f(key, spec=".4f"):
+            return "-" if m.get(key) is None else format(m[key], spec)
+        lines.append(f"accuracy: float {f('float_accuracy')}  brevitas {f('quant_accuracy')}  "
+                     f"qonnx {f('qonnx_accuracy')}  onnxruntime {f('onnxruntime_accuracy')}  "
+                     f"(max |diff| qonnx {f('qonnx_max_abs_diff', '.2e')}, ort {f('onnxruntime_max_abs_diff', '.2e')})")
     ev = report.get("evaluation")
     if ev:
         lines.append(f"{ev['metric']}: float {ev['float']:.4f}  quantized {ev['quantized']:.4f}")
@@ -64,8 +66,13 @@ def summary_table(report: dict) -> str:
             lines.append(f"rtl sim ({sim['simulator']}): {sim['bit_exact_vectors']}/{sim['vectors']} vectors bit-exact, "
                          f"{sim['overflows']} overflows{outer}, interval {sim['cycles_measured']['interval']:.0f} cycles "
                          f"(estimated {sim['cycles_estimated']})")
+    lines += [f"WARNING: {w}" for w in report.get("warnings", [])]
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    from axe_deploy.checks import summary_line
+    verdict = summary_line(report)
+    if verdict:
+        lines.append(verdict)
     return "\n".join(lines + headline(report))
 
 
@@ -103,30 +110,51 @@ def headline(report: dict) -> list[str]:
 
 @click.group()
 def main():
-    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators."""
+    """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators.
+
+    \b
+    Your own model (README "Your own model"; examples/):
+      plain PyTorch  axe-deploy run examples/my_mlp.toml --out build/my_mlp
+                     ([model] module = "my_models:digits_mlp" returns a ModelBundle)
+      Brevitas       axe-deploy run examples/my_brevitas_mlp.toml --out build/my_brevitas_mlp
+      QONNX file     axe-deploy run FLOW.toml --out DIR  with [model] onnx = "model.onnx"
+                     and [data] inputs = "x.npy"; or, for the widths alone:
+                     axe-deploy annotate IN.onnx OUT.onnx / axe-deploy check IN.onnx
+    """
 
 
 @main.command()
 @click.argument("flow", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="build folder to write (replaced only when the flow succeeds)")
+@click.option("--out", "out", required=True, type=str,
+              help="build folder to write (replaced only when the flow succeeds); it must be absent, "
+                   "empty or an earlier axe-deploy build")
+@click.option("--force", is_flag=True, help="replace --out even if it holds other files (never a "
+                                            "project, home or root folder)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a flow key, e.g. --set quant.weight_bits=3 (repeatable)")
-def run(flow: Path | None, out: Path, overrides: tuple[str, ...]):
+def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
     """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out."""
     from axe_deploy import config
+    from axe_deploy.outdir import OutDirError, Terminated, check_out
     flow = flow or DEFAULT_FLOW
     try:
         cfg = config.load(flow, list(overrides))
+        check_out(out, force)  # before the imports and the model: a refused folder fails fast
         _threads()
         from axe_deploy.flow import run_flow
-        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True))
-    except FlowConfigError as e:
+        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True), force=force)
+    except (FlowConfigError, OutDirError) as e:
         raise click.ClickException(str(e)) from None
+    except Terminated:
+        click.echo(f"terminated: nothing written to {out}", err=True)
+        sys.exit(143)
     except (KeyError, ValueError) as e:
         raise click.ClickException(f"{flow}: {e.args[0] if e.args else e}") from None
     click.echo(summary_table(report))
     click.echo(f"wrote {out}/")
+    from axe_deploy.checks import FAILED_CHECKS_EXIT_CODE, failures
+    if failures(report):  # the build folder is complete, for debugging; the run is not a success
+        sys.exit(FAILED_CHECKS_EXIT_CODE)
 
 
 @main.command("sweep")
@@ -214,6 +242,12 @@ def models():
     from axe_deploy import zoo
     for name in zoo.names():
         click.echo(name)
+
+
+from axe_deploy.graph_commands import annotate_cmd, check_cmd  # noqa: E402
+
+main.add_command(annotate_cmd)
+main.add_command(check_cmd)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,20 @@ class Key:
     choices: tuple | None = None
     help: str = ""
     minimum: int | None = None
+    maximum: int | None = None
 
 
 ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
+# Bit widths the Brevitas quantizers and the PTQ core take; Brevitas's QCDQ export (the
+# `export` step) takes only 2..8 (it refuses 9 and more, and 1-bit "binary" quantizers):
+# flow.check_flow narrows to EXPORT_BITS when the flow exports.
+MAX_BITS = 16
+EXPORT_BITS = (2, 8)
+BIT_KEYS = ("weight_bits", "act_bits", "input_bits")
 
 # Per-layer settings (``[quant.layers."<glob>"]``): a subset of [quant] plus ``skip``.
 LAYER_KEYS = {
-    "weight_bits": Key(int, None, help="weight bits for matching layers", minimum=2),
+    "weight_bits": Key(int, None, help="weight bits for matching layers", minimum=2, maximum=MAX_BITS),
     "accumulator_bits": Key(int, None, help="target accumulator bits P for matching layers", minimum=2),
     "tile_size": Key(int, None, help="tile size T for matching layers (0: one stage)", minimum=0),
     "algorithm": Key(str, None, ALGORITHMS, "PTQ algorithm for matching layers"),
@@ -45,17 +52,25 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "flow": {
         "name": Key(str, "flow", help="name of the flow, copied into report.json"),
         "steps": Key(list, None, help="step names to run, in order (default: the standard flow)"),
-        "seed": Key(int, 0, help="seed for training, calibration sampling and stochastic rounding"),
+        "seed": Key(int, 0, help="seed for training, calibration sampling and stochastic rounding", minimum=0),
     },
     "model": {
         "name": Key(str, "digits-mlp", help="model name in the zoo"),
         "retrain": Key(bool, False, help="ignore the cached float model and train again"),
+        "module": Key(str, "", help='your own model: "package.module:function" (importable from the flow '
+                                    "file's folder or sys.path) returning an axe_deploy.ModelBundle"),
+        "onnx": Key(str, "", help="a QONNX file (path relative to the flow file) to annotate, validate "
+                                  "and build into hardware; needs data.inputs"),
+    },
+    "data": {
+        "inputs": Key(str, "", help="test inputs of a [model] onnx flow: a .npy file (relative to the flow file)"),
+        "targets": Key(str, "", help="optional class labels for data.inputs: a .npy file"),
     },
     "quant": {
         "algorithm": Key(str, "rtn", ALGORITHMS, "layer-wise PTQ algorithm"),
-        "weight_bits": Key(int, 4, help="signed per-channel weight bits", minimum=2),
-        "act_bits": Key(int, 4, help="unsigned activation bits after ReLU", minimum=1),
-        "input_bits": Key(int, 8, help="unsigned bits of the input quantizer", minimum=1),
+        "weight_bits": Key(int, 4, help="signed per-channel weight bits", minimum=2, maximum=MAX_BITS),
+        "act_bits": Key(int, 4, help="unsigned activation bits after ReLU", minimum=2, maximum=MAX_BITS),
+        "input_bits": Key(int, 8, help="unsigned bits of the input quantizer", minimum=2, maximum=MAX_BITS),
         "accumulator_bits": Key(int, 0, help="target accumulator bits P (0: unconstrained)", minimum=0),
         "tile_size": Key(int, 0, help="multi-stage tile size T (0: one stage)", minimum=0),
         "bias_correction": Key(bool, False, help="shift biases by the mean output error"),
@@ -67,7 +82,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "layers": Key(dict, {}, help='per-layer settings: [quant.layers."<glob>"]'),
     },
     "validate": {
-        "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs"),
+        "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs", minimum=0),
     },
     "hardware": {
         "target_cycles": Key(int, 0, help="cycles per inference to meet (0: use target_fps, or no folding)", minimum=0),
@@ -105,6 +120,8 @@ def _check_value(where: str, key: str, spec: Key, value: Any) -> Any:
                               f"allowed values: {', '.join(map(str, spec.choices))}")
     if spec.minimum is not None and value < spec.minimum:
         raise FlowConfigError(f"{where}: key '{key}' = {value!r} must be >= {spec.minimum}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise FlowConfigError(f"{where}: key '{key}' = {value!r} must be <= {spec.maximum}")
     return value
 
 
@@ -149,10 +166,46 @@ def validate(raw: dict, where: str) -> dict:
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in fold.values()):
             raise FlowConfigError(f'{where}: \'hardware.folding."{layer}"\' must be a table with '
                                   f"integer PE and SIMD >= 1, got {fold!r}")
+    _check_model_source(where, raw.get("model", {}), cfg)
     steps = cfg["flow"]["steps"]
     if steps is not None and not all(isinstance(s, str) for s in steps):
         raise FlowConfigError(f"{where}: 'flow.steps' must be a list of step names")
     return cfg
+
+
+def check_export_bits(cfg: dict, where: str) -> None:
+    """The bit widths Brevitas's QCDQ export takes (EXPORT_BITS), for flows with an export step."""
+    lo, hi = EXPORT_BITS
+    q = cfg["quant"]
+    found = [(f"quant.{k}", q[k]) for k in BIT_KEYS]
+    found += [(f'quant.layers."{p}".weight_bits', v) for p, v in layer_values(q, "weight_bits").items()]
+    for key, value in found:
+        if not lo <= value <= hi:
+            raise FlowConfigError(f"{where}: key '{key}' = {value} is not supported by the export step "
+                                  f"(Brevitas's QCDQ export takes {lo}..{hi} bits); use {lo}..{hi}, or "
+                                  f"leave 'export' out of flow.steps")
+
+
+def _check_model_source(where: str, raw_model: dict, cfg: dict) -> None:
+    """One model source: a zoo ``name``, your ``module``, or an ``onnx`` file with its data."""
+    m, data = cfg["model"], cfg["data"]
+    given = [k for k in ("name", "module", "onnx") if raw_model.get(k)]
+    if len(given) > 1:
+        raise FlowConfigError(f"{where}: 'model.{given[0]}' and 'model.{given[1]}' both given; a flow takes one "
+                              f"model: a zoo name, a module \"package.module:function\" or an onnx file")
+    if m["module"] and (m["module"].count(":") != 1 or not all(m["module"].split(":"))):
+        raise FlowConfigError(f"{where}: 'model.module' = {m['module']!r} must read \"package.module:function\"")
+    if m["onnx"] and not data["inputs"]:
+        raise FlowConfigError(f"{where}: 'model.onnx' needs 'data.inputs' (a .npy file of test inputs)")
+    if (data["inputs"] or data["targets"]) and not m["onnx"]:
+        raise FlowConfigError(f"{where}: '[data]' is for a 'model.onnx' flow; a zoo or module model brings "
+                              f"its own data")
+
+
+def model_label(cfg: dict) -> str:
+    """What the report calls the model: the zoo name, the module or the onnx file."""
+    m = cfg["model"]
+    return m["module"] or m["onnx"] or m["name"]
 
 
 def match_layer(settings: dict[str, object], name: str, default):

@@ -18,7 +18,8 @@ from brevitas.export import export_onnx_qcdq, export_qonnx
 BATCH = "batch"
 
 
-def _symbolic_batch(path: Path) -> None:
+def symbolic_batch(path: Path) -> None:
+    """Name the batch dimension of the graph's inputs and outputs ``batch`` (any batch runs)."""
     model = onnx.load(str(path))
     initializers = {t.name for t in model.graph.initializer}
     # Brevitas may list initializers as graph inputs; they are constants, not inputs.
@@ -46,4 +47,4 @@ def export_model(quant_model: torch.nn.Module, example: torch.Tensor, qonnx_path
         export_qonnx(quant_model, args=x, export_path=str(qonnx_path), dynamo=False)
         export_onnx_qcdq(quant_model, args=x, export_path=str(qcdq_path), dynamo=False)
     for path in (qonnx_path, qcdq_path):
-        _symbolic_batch(path)
+        symbolic_batch(path)

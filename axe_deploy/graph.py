@@ -10,6 +10,7 @@ channels, Conv flattened in [C, kh, kw] order (DESIGN.md §4).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from onnx import helper
@@ -37,8 +38,13 @@ class QuantSpec:
     zero_point: np.ndarray
 
     @property
+    def bipolar(self) -> bool:
+        """A signed 1-bit format holds ±1 (qonnx's 1-bit Quant and BipolarQuant), not {-1, 0}."""
+        return self.bits == 1 and self.signed
+
+    @property
     def datatype(self) -> str:
-        return f"{'INT' if self.signed else 'UINT'}{self.bits}"
+        return "BIPOLAR" if self.bipolar else f"{'INT' if self.signed else 'UINT'}{self.bits}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,22 @@ class QuantLayer:
         return self.q.shape[1]
 
 
+def load_model(path: str | Path) -> ModelWrapper:
+    """A QONNX/ONNX file as a ModelWrapper; errors name the file (missing, truncated, not ONNX)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"{path}: no such ONNX file")
+    try:
+        model = ModelWrapper(str(path))
+    except Exception as e:  # protobuf DecodeError, onnx/qonnx errors on a file that is not a model
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise GraphError(f"{path}: not a readable ONNX model ({type(e).__name__}: {reason[:160]}); "
+                         f"export it again") from None
+    if not model.graph.node:
+        raise GraphError(f"{path}: the ONNX graph has no nodes; export the model again")
+    return model
+
+
 def _attr(node, name, default=None):
     a = get_by_name(node.attribute, name)
     if a is None:
@@ -69,7 +91,15 @@ def _attr(node, name, default=None):
     return value.decode() if isinstance(value, bytes) else value
 
 
+QUANT_OPS = ("Quant", "BipolarQuant")
+
+
 def _quant_spec(model: ModelWrapper, node) -> QuantSpec:
+    if node.op_type == "BipolarQuant":
+        scale = model.get_initializer(node.input[1])
+        if scale is None:
+            raise GraphError(f"BipolarQuant node '{node.name}': its scale must be a constant")
+        return QuantSpec(1, True, False, np.asarray(scale, dtype=np.float64), np.zeros(1))
     scale, zp, bits = (model.get_initializer(t) for t in node.input[1:4])
     if scale is None or zp is None or bits is None:
         raise GraphError(f"Quant node '{node.name}': scale, zero point and bit width must be "
@@ -77,16 +107,27 @@ def _quant_spec(model: ModelWrapper, node) -> QuantSpec:
     if np.any(zp != 0):
         raise GraphError(f"Quant node '{node.name}': non-zero zero point; only symmetric "
                          f"(zero-point 0) quantizers have integer dot products here")
-    b = float(np.asarray(bits).item())
-    if b != int(b):
-        raise GraphError(f"Quant node '{node.name}': bit width {b} is not an integer")
+    b = float(np.asarray(bits).reshape(-1)[0]) if np.asarray(bits).size == 1 else float("nan")
+    if not np.isfinite(b) or b != int(b) or b < 1:
+        raise GraphError(f"Quant node '{node.name}': bit width {np.asarray(bits).tolist()} is not an "
+                         f"integer >= 1; export the model with a bit width of at least 1")
     return QuantSpec(int(b), bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0)),
                      np.asarray(scale, dtype=np.float64), np.asarray(zp))
 
 
+def weight_quant_node(model: ModelWrapper, node) -> tuple[object, list[list[int]]]:
+    """The Quant node behind a compute node's weight input and the Transpose permutations
+    between them (Brevitas exports a QuantLinear without bias as Quant -> Transpose -> MatMul)."""
+    perms, producer = [], model.find_producer(node.input[1])
+    while producer is not None and producer.op_type == "Transpose":
+        perms.append(list(_attr(producer, "perm")))
+        producer = model.find_producer(producer.input[0])
+    return producer, perms[::-1]
+
+
 def layer_name(model: ModelWrapper, node) -> str:
     """The PyTorch module name: the weight initializer 'fc1.weight' gives 'fc1'."""
-    wq = model.find_producer(node.input[1])
+    wq, _ = weight_quant_node(model, node)
     src = wq.input[0] if wq is not None else node.input[1]
     return src[: -len(".weight")] if src.endswith(".weight") else (node.name or src)
 
@@ -98,7 +139,7 @@ def input_quant_node(model: ModelWrapper, node):
         producer = model.find_producer(tensor)
         if producer is None:
             return None
-        if producer.op_type == "Quant":
+        if producer.op_type in QUANT_OPS:
             return producer
         if producer.op_type not in PASS_THROUGH_OPS:
             return None
@@ -107,16 +148,22 @@ def input_quant_node(model: ModelWrapper, node):
 
 def integer_weights(model: ModelWrapper, node) -> tuple[np.ndarray, QuantSpec]:
     """Integer weights [M, K] of a compute node and their Quant format."""
-    wq = model.find_producer(node.input[1])
-    if wq is None or wq.op_type != "Quant" or model.get_initializer(wq.input[0]) is None:
+    wq, perms = weight_quant_node(model, node)
+    if wq is None or wq.op_type not in QUANT_OPS or model.get_initializer(wq.input[0]) is None:
         raise GraphError(f"{node.op_type} node '{node.name}': its weight is not a Quant node on "
                          f"a constant; export the model with a Brevitas weight quantizer")
     spec = _quant_spec(model, wq)
     w = model.get_initializer(wq.input[0]).astype(np.float64)
-    deq = quant(w, spec.scale, spec.zero_point, np.array(spec.bits, dtype=np.float64), spec.signed, spec.narrow,
-                _attr(wq, "rounding_mode", "ROUND"))
-    q = np.rint(deq / spec.scale).astype(np.int64)
+    if wq.op_type == "BipolarQuant":
+        q = np.where(w / spec.scale >= 0, 1, -1).astype(np.int64)
+    else:
+        deq = quant(w, spec.scale, spec.zero_point, np.array(spec.bits, dtype=np.float64), spec.signed,
+                    spec.narrow, _attr(wq, "rounding_mode", "ROUND"))
+        q = np.rint(deq / spec.scale).astype(np.int64)
     scale = spec.scale
+    for perm in perms:
+        q = q.transpose(perm)
+        scale = scale.transpose(perm) if scale.ndim == len(perm) else scale
     if node.op_type == "Gemm":
         if not _attr(node, "transB", 0):
             q, scale = q.T, scale.T

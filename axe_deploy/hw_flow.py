@@ -8,38 +8,51 @@ recomputed here.
 from __future__ import annotations
 
 import dataclasses
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from axe_deploy import checks
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
+from axe_deploy.graph import _attr
 from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import simulate
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, estimate_cycles
 from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
+from axe_deploy.hw.worst_case import run_worst_case
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.validate import run_onnxruntime, run_qonnx
 
 DATAFLOW_FILE = "model.dataflow.onnx"
 
 
 def step_lower(state, cfg):
     """Annotated QONNX -> dataflow graph; its integer executor must match onnxruntime."""
-    model = lower(ModelWrapper(str(state.out / "model.qonnx.onnx")))
-    x = state.bundle.test_x.numpy()
+    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
+    model = lower(qonnx)
+    x = state.test_data()[0]
     ctx = execute_dataflow(model, x)
     out = ctx[model.graph.output[0].name]
-    ort = run_onnxruntime(state.out / "model.qcdq.onnx", x)
+    qcdq = state.out / "model.qcdq.onnx"  # absent for a foreign graph qonnx cannot convert: then qonnx
+    ort = run_onnxruntime(qcdq, x, state.ort_optimize) if qcdq.exists() else run_qonnx(qonnx, x)[qonnx.graph.output[0].name]
     state.hw = {"model": model, "layers": hw_layers(model), "test_out": out}
+    diff = float(np.abs(out - ort).max())
+    argmax_equal = float((out.argmax(1) == ort.argmax(1)).mean())
     state.report["dataflow"] = {
         "nodes": [n.op_type for n in model.graph.node],
-        "executor_max_abs_diff_vs_onnxruntime": float(np.abs(out - ort).max()),
-        "executor_argmax_equal_onnxruntime": float((out.argmax(1) == ort.argmax(1)).mean()),
+        "executor_max_abs_diff_vs_onnxruntime": diff,
+        "executor_argmax_equal_onnxruntime": argmax_equal,
+        "executor_reference": "onnxruntime" if qcdq.exists() else "qonnx",
     }
+    atol = cfg["validate"]["atol"]
+    checks.record(state.report, "executor_vs_onnxruntime", diff <= atol and argmax_equal == 1.0,
+                  f"integer executor vs onnxruntime on {len(x)} test inputs: max |diff| {diff:.2e} "
+                  f"({'<=' if diff <= atol else '>'} atol {atol:g}), argmax equal on {argmax_equal:.2%}")
     model.save(str(state.out / DATAFLOW_FILE))
     state.artifacts["dataflow"] = DATAFLOW_FILE
     return state
@@ -98,7 +111,7 @@ def step_simulate(state, cfg):
     onnxruntime's argmax), with the testbench's shadow-accumulator overflow check."""
     h = cfg["hardware"]
     model = state.hw["model"]
-    x = state.bundle.test_x.numpy()
+    x = state.test_data()[0]
     if h["sim_vectors"]:
         x = x[: h["sim_vectors"]]
     ctx = execute_dataflow(model, x)
@@ -106,7 +119,7 @@ def step_simulate(state, cfg):
     x_int = ctx[nodes[0].input[0]].reshape(len(x), -1)
     expected = ctx[nodes[-1].output[0]].reshape(len(x), -1)
     result = simulate(state.hw["design"], x_int, simulator=h["simulator"])
-    exact = (result.outputs == expected).all(axis=1)
+    exact = (result.outputs == expected).all(axis=1) if result.outputs.shape == expected.shape else np.zeros(len(x), bool)
     state.report["hardware"]["rtl_sim"] = {
         "simulator": result.simulator, "vectors": int(len(x)), "bit_exact_vectors": int(exact.sum()),
         "overflows": int(result.total_overflows), "overflows_per_layer": result.overflows,
@@ -118,7 +131,31 @@ def step_simulate(state, cfg):
         "cycles_estimated": state.report["hardware"]["cycles_per_inference_estimated"],
         "build_s": round(result.build_s, 2), "run_s": round(result.run_s, 2),
     }
+    checks.record(state.report, "rtl_bit_exact", exact.all() and not result.timed_out,
+                  f"stitched RTL ({result.simulator}) vs the integer executor: {int(exact.sum())}/{len(x)} "
+                  f"vectors bit-exact" + (" (timed out)" if result.timed_out else ""))
+    checks.record(state.report, "rtl_overflows", result.total_overflows == 0,
+                  f"shadow-accumulator overflows on the test vectors: {result.overflows}")
+    _simulate_worst_case(state, cfg)
     return state
+
+
+def _simulate_worst_case(state, cfg):
+    """Every MVAU on its own on worst-case vectors: the register reaches exactly the
+    annotated range with 0 overflows, and overflows one bit narrower (hw/worst_case.py)."""
+    # the range the output shows: the outer register's when tiled
+    annotated = {_attr(n, "layer_name"): tuple(json.loads(_attr(n, "outerAccRange") or _attr(n, "accRange")))
+                 for n in hardware_nodes(state.hw["model"]) if n.op_type == "MVAU"}
+    run = run_worst_case(state.hw["layers"], state.out / "rtl_worst_case", annotated,
+                         simulator=cfg["hardware"]["simulator"])
+    state.report["hardware"]["rtl_worst_case"] = {
+        "simulator": run.simulator, "cycles": run.cycles,
+        "build_s": round(run.build_s, 2), "run_s": round(run.run_s, 2),
+        "layers": [layer.as_dict() for layer in run.layers]}
+    state.artifacts["rtl_worst_case"] = "rtl_worst_case/"
+    failed = [layer.detail for layer in run.layers if not layer.passed]
+    checks.record(state.report, "rtl_worst_case", not failed,
+                  "; ".join(failed or [layer.detail for layer in run.layers]))
 
 
 def _with_acc_bits(layers, bits_of):

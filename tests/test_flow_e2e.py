@@ -13,6 +13,7 @@ from axe_deploy import accumulator, config
 from axe_deploy.annotate import PREFIX, read_annotation
 from axe_deploy.flow import SOFTWARE_STEPS, STEPS, run_flow
 from axe_deploy.graph import quant_layers
+from axe_deploy.outdir import MARKER
 from axe_deploy.validate import integer_check, run_onnxruntime, run_qonnx
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
@@ -38,6 +39,8 @@ def test_report_contract(build):
     assert [l["name"] for l in on_disk["layers"]] == ["fc1", "fc2", "fc3"]
     assert all(layer_keys <= set(l) for l in on_disk["layers"])
     assert list(on_disk["timings_s"]) == SOFTWARE_STEPS
+    assert on_disk["checks"] == {name: {"passed": True, "detail": on_disk["checks"][name]["detail"]}
+                                 for name in ("qonnx_vs_torch", "onnxruntime_vs_torch", "integer_overflow")}
     for rel in on_disk["artifacts"].values():
         assert (out / rel).is_file()
 
@@ -118,6 +121,7 @@ def test_multi_stage_annotation(tmp_path):
 def test_failed_flow_leaves_previous_output_untouched(tmp_path, monkeypatch):
     out = tmp_path / "keep"
     out.mkdir()
+    (out / MARKER).write_text("an earlier build")
     (out / "marker").write_text("old")
 
     def boom(state, cfg):
@@ -128,4 +132,4 @@ def test_failed_flow_leaves_previous_output_untouched(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         run_flow(config.load(DEFAULT, [SW]), out, progress=lambda s: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
-    assert [p.name for p in out.iterdir()] == ["marker"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "marker"]

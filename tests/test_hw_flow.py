@@ -19,7 +19,7 @@ needs_tools = pytest.mark.skipif(bool(TOOLS), reason=f"missing {TOOLS}: run dock
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     out = tmp_path_factory.mktemp("hw") / "digits_mlp"
-    cfg = config.load(DEFAULT, ["hardware.sim_vectors=24", "hardware.compare_widths=false",
+    cfg = config.load(DEFAULT, ["hardware.sim_vectors=0", "hardware.compare_widths=false",
                                 "hardware.target_cycles=4096"])
     return out, run_flow(cfg, out, progress=lambda s: None)
 
@@ -28,8 +28,9 @@ def build(tmp_path_factory):
 def test_rtl_is_bit_exact_with_annotated_widths(build):
     out, report = build
     hw = report["hardware"]
-    sim = hw["rtl_sim"]
-    assert sim["vectors"] == 24 and sim["bit_exact_vectors"] == 24 and sim["overflows"] == 0
+    sim = hw["rtl_sim"]  # the whole test split
+    assert sim["vectors"] == report["metrics"]["test_samples"] == 360
+    assert sim["bit_exact_vectors"] == 360 and sim["overflows"] == 0
     assert sim["cycles_measured"]["interval"] == sim["cycles_estimated"] <= 4096
     annotated = [l["accumulator_datatype"] for l in report["layers"]]
     assert [l["accumulator_datatype"] for l in hw["layers"]] == annotated
@@ -37,7 +38,25 @@ def test_rtl_is_bit_exact_with_annotated_widths(build):
         assert l["MW"] % l["SIMD"] == 0 and l["MH"] % l["PE"] == 0
         assert l["luts"] > 0 and l["ffs"] > 0
     assert report["dataflow"]["executor_argmax_equal_onnxruntime"] == 1.0
+    assert report["dataflow"]["executor_max_abs_diff_vs_onnxruntime"] <= 1e-5
     assert (out / "rtl" / "axe_top.v").is_file()
+
+
+@needs_tools
+def test_every_check_passed_and_worst_case_reaches_annotated_ranges(build):
+    out, report = build
+    assert json.loads((out / "report.json").read_text())["checks"] == report["checks"]
+    assert {name: c["passed"] for name, c in report["checks"].items()} == {
+        name: True for name in ("qonnx_vs_torch", "onnxruntime_vs_torch", "integer_overflow",
+                                "executor_vs_onnxruntime", "rtl_bit_exact", "rtl_overflows", "rtl_worst_case")}
+    worst = report["hardware"]["rtl_worst_case"]["layers"]
+    assert [w["name"] for w in worst] == ["fc1", "fc2", "fc3"]
+    for w, layer in zip(worst, report["layers"]):
+        # the register reaches exactly the annotated endpoints, every row its exact extremes
+        assert w["observed_range"] == w["annotated_range"] == layer["accumulator_range"]
+        assert w["accumulator_bits"] == layer["exact_bits"] and w["wrong_outputs"] == w["overflows"] == 0
+        assert w["vectors"] >= 2 and w["narrower_bits"] == layer["exact_bits"] - 1
+        assert w["narrower_overflows"] > 0 and w["narrower_wrong_outputs"] > 0  # one bit fewer overflows
 
 
 @needs_tools
@@ -85,3 +104,19 @@ def test_folding_that_does_not_divide_is_refused(tmp_path):
     assert result.exit_code != 0
     assert "fc1" in result.output and "PE=3" in result.output and "divide" in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_failed_check_exits_3_with_a_one_line_reason_and_a_complete_build(tmp_path):
+    """A tolerance no export meets: the qonnx/onnxruntime checks fail, the folder is written."""
+    out = tmp_path / "b"
+    steps = '["build_models","quantize","export","annotate","validate","report"]'
+    result = CliRunner().invoke(main, ["run", str(DEFAULT), "--out", str(out), "--set", "validate.atol=1e-12",
+                                       "--set", f"flow.steps={steps}"])
+    assert result.exit_code == 3, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "2 of 3 checks" in failed[0]
+    assert "qonnx_vs_torch: qonnx vs Brevitas" in failed[0] and "> atol 1e-12" in failed[0]
+    report = json.loads((out / "report.json").read_text())
+    assert [n for n, c in report["checks"].items() if not c["passed"]] == ["qonnx_vs_torch", "onnxruntime_vs_torch"]
+    assert report["checks"]["integer_overflow"]["passed"] is True
+    assert (out / "model.qonnx.onnx").is_file() and (out / "model.qcdq.onnx").is_file()

@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -116,6 +117,26 @@ def test_overflow_is_flagged_when_the_accumulator_is_too_narrow(tmp_path):
     assert np.array_equal(bad.outputs, wrapped)  # the register wraps, as hardware does
     lost = int((wrapped != ref).sum())
     assert lost > 0 and bad.overflows["fc"] >= lost
+
+
+@needs_icarus
+@pytest.mark.parametrize("signed_acc", [True, False])
+def test_accumulators_exactly_on_thresholds(tmp_path, signed_acc):
+    """Thresholds set to accumulator values the inputs produce: every row sees a tie (out
+    counts it: acc >= T), a value one below and one above a threshold."""
+    rng = np.random.default_rng(21)
+    layer = random_mvau(rng, "thr", 8, 6, SIMD=4, PE=2, input_bits=4, n_thresholds=3,
+                        nonnegative=not signed_acc)
+    assert layer.acc_signed is signed_acc
+    x = _inputs(rng, layer, 5)
+    acc = x @ layer.weights.T
+    thr = np.sort(np.stack([acc[0], acc[1] + 1, acc[2] - 1], axis=1), axis=1)
+    layer = dataclasses.replace(layer, thresholds=thr)
+    for k, offset in enumerate([0, -1, 1]):  # vector 0 on, 1 just below, 2 just above a threshold
+        assert (acc[k][:, None] == thr + offset).any(axis=1).all()
+    res = simulate(write_rtl([layer], tmp_path), x, simulator="icarus")
+    want = (acc[:, :, None] >= thr[None]).sum(axis=2)
+    assert np.array_equal(res.outputs, want) and np.array_equal(want, chain_reference([layer], x))
 
 
 @needs_icarus

@@ -23,7 +23,8 @@ from axe_deploy.flow import run_flow
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import lint, simulate
 from axe_deploy.hw.spec import ReorderLayer, chain_reference, estimate_cycles, wrap
-from axe_deploy.hw.testing import random_mvau, worst_case_tile_inputs
+from axe_deploy.hw.testing import random_mvau
+from axe_deploy.hw.worst_case import worst_case_vectors
 from axe_deploy.hw.verilog import write_rtl
 
 needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
@@ -45,8 +46,7 @@ def test_two_level_reference_equals_the_exact_sum_when_nothing_overflows():
     info = analyze(layer.weights, input_bits=4, input_signed=False, weight_bits=4, tile_size=16)
     assert (layer.acc_bits, layer.outer_bits) == (info.exact_bits, info.outer_bits)
     assert layer.n_tiles == 3 and layer.result_bits == info.outer_bits
-    x = np.concatenate([worst_case_tile_inputs(layer.weights, input_bits=4, input_signed=False,
-                                               tile_size=16), rng.integers(0, 16, (8, 40))])
+    x = np.concatenate([worst_case_vectors(layer.weights, 0, 15, 16).vectors, rng.integers(0, 16, (8, 40))])
     assert np.array_equal(layer.reference(x), x @ layer.weights.T)
     # one bit narrower inner register: the reference wraps every tile sum like the register
     narrow = dataclasses.replace(layer, acc_bits=layer.acc_bits - 1)
@@ -90,7 +90,7 @@ def test_tiled_layer_errors_name_the_fix():
 def test_tiled_chain_bit_exact_with_no_inner_or_outer_overflow(tmp_path, stall):
     rng = np.random.default_rng(2)
     layers = _tiled_mlp(rng)
-    wc = worst_case_tile_inputs(layers[1].weights, input_bits=4, input_signed=False, tile_size=8)
+    wc = worst_case_vectors(layers[1].weights, 0, 15, 8).vectors
     wc = wc[:, np.argsort(layers[0].order)]  # in stream order: the reorder puts it back
     x = np.concatenate([wc, rng.integers(0, 16, (4, 20))])
     design = write_rtl(layers, tmp_path)
@@ -142,7 +142,7 @@ def test_one_bit_narrower_inner_register_overflows_on_worst_case_inputs(tmp_path
     extremes (and the outer register, left as annotated, does not overflow)."""
     rng = np.random.default_rng(3)
     layer = random_mvau(rng, "fc", 32, 4, SIMD=4, PE=2, input_bits=4, n_thresholds=None, tile_size=8)
-    x = worst_case_tile_inputs(layer.weights, input_bits=4, input_signed=False, tile_size=8)
+    x = worst_case_vectors(layer.weights, 0, 15, 8).vectors
     exact = simulate(write_rtl([layer], tmp_path / "exact"), x, simulator="icarus")
     assert np.array_equal(exact.outputs, x @ layer.weights.T)
     assert exact.overflows == exact.outer_overflows == {"fc": 0}

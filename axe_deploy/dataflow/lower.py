@@ -13,7 +13,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from axe_deploy.dataflow.layout import (AbsorbTransposeIntoFlatten, AbsorbTransposeIntoInputQuant,
                                         RemoveInverseTransposes)
 from axe_deploy.dataflow.transforms import (DOMAIN, HW_OPS, CheckDataflow, ConvertInputQuant, ConvertLayersToMVAU,
-                                            ConvertMaxPool)
+                                            ConvertMaxPool, preprocess)
 from axe_deploy.graph import GraphError, _attr
 from axe_deploy.hw.spec import Layer, MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer
 
@@ -63,7 +63,7 @@ def _layers(model: ModelWrapper, node) -> list[Layer]:
             SIMD=_attr(node, "SIMD"), PE=_attr(node, "PE"), input_bits=inp.bitwidth(),
             input_signed=inp.signed(), weight_bits=w.bitwidth(), acc_bits=acc.bitwidth(),
             acc_signed=acc.signed(), weights=_init(model, node.input[1]).T,
-            thresholds=thresholds, num_vectors=vectors, tile_size=tile,
+            thresholds=thresholds, num_vectors=vectors, act_val=_attr(node, "ActVal", 0), tile_size=tile,
             outer_bits=DataType[_attr(node, "outerAccDataType")].bitwidth() if tile else 0)
         order = _attr(node, "inputOrder")
         if order is None:
@@ -110,6 +110,7 @@ def execute_dataflow(model: ModelWrapper, x: np.ndarray) -> dict[str, np.ndarray
         n = a.shape[0]
         op = node.op_type if node.domain == DOMAIN else f"onnx.{node.op_type}"
         if op == "InputQuant":
+            a = preprocess(node, a)
             out = np.clip(np.round(a / _attr(node, "scale")), _attr(node, "min"), _attr(node, "max")).astype(np.int64)
             perm = _attr(node, "perm")
             out = out.transpose(perm) if perm is not None else out

@@ -17,26 +17,31 @@ from fractions import Fraction
 import numpy as np
 
 
-def quant_thresholds(ratio: Fraction, bias: Fraction, levels: int) -> list[int]:
-    """Thresholds T_1..T_levels of one channel: out = #{k : acc >= T_k}."""
+def quant_thresholds(ratio: Fraction, bias: Fraction, levels: int, first: int = 1) -> list[int]:
+    """Thresholds T_first..T_(first+levels-1) of one channel: out = first − 1 + #{k : acc >= T_k}
+    (``first`` = 1 for unsigned outputs; the minimum + 1 for signed ones)."""
     if ratio <= 0:
         raise ValueError(f"scale ratio must be positive, got {ratio}")
     out = []
-    for k in range(1, levels + 1):
+    for k in range(first, first + levels):
         c = (Fraction(2 * k - 1, 2)) / ratio - bias  # acc + b = (k - ½)/r at the tie
         out.append(math.ceil(c) if k % 2 == 0 else math.floor(c) + 1)
     return out
 
 
-def layer_thresholds(s_x: float, s_w: np.ndarray, s_a: float, bias: np.ndarray, bits: int) -> np.ndarray:
-    """int64 [M, 2^bits − 1] thresholds of a layer with per-channel weight scales ``s_w`` and
+def layer_thresholds(s_x: float, s_w: np.ndarray, s_a: float, bias: np.ndarray, bits: int,
+                     out_range: tuple[int, int] | None = None) -> np.ndarray:
+    """int64 [M, levels] thresholds of a layer with per-channel weight scales ``s_w`` and
     the real-valued ``bias`` that the graph adds to the layer's output (b = bias/(s_x·s_w)
-    exactly, so a float bias off the accumulator grid is handled too)."""
-    levels = 2**bits - 1
+    exactly, so a float bias off the accumulator grid is handled too). ``out_range``: the
+    activation's integer range [lo, hi] (default unsigned [0, 2^bits − 1]); the output is
+    lo + the number of thresholds <= acc."""
+    lo, hi = out_range if out_range is not None else (0, 2**bits - 1)
+    levels = hi - lo
     rows = []
     for sw, b in zip(np.asarray(s_w, dtype=np.float64).ravel(), np.asarray(bias, dtype=np.float64).ravel()):
         acc_scale = Fraction(float(s_x)) * Fraction(float(sw))
-        rows.append(quant_thresholds(acc_scale / Fraction(float(s_a)), Fraction(float(b)) / acc_scale, levels))
+        rows.append(quant_thresholds(acc_scale / Fraction(float(s_a)), Fraction(float(b)) / acc_scale, levels, lo + 1))
     return np.array(rows, dtype=np.int64).reshape(len(rows), levels)
 
 

@@ -33,12 +33,12 @@ import numpy as np
 from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.general.quant import quant
+from qonnx.custom_op.general.quant import max_int, min_int, quant
 from qonnx.transformation.base import Transformation
 
-from axe_deploy.annotate import read_annotation
+from axe_deploy.annotate import check_annotation, read_annotation
 from axe_deploy.dataflow.thresholds import layer_thresholds
-from axe_deploy.graph import PASS_THROUGH_OPS, GraphError, _attr, _quant_spec, quant_layers
+from axe_deploy.graph import PASS_THROUGH_OPS, QUANT_OPS, GraphError, _attr, _quant_spec, quant_layers
 
 DOMAIN = "axe_deploy.dataflow"
 DATAFLOW_OPS = ("InputQuant", "MVAU", "ChannelwiseAffine", "ConvolutionInputGenerator", "StreamingMaxPool")
@@ -85,27 +85,81 @@ def _remove_dead_nodes(model: ModelWrapper) -> None:
             model.graph.initializer.remove(init)
 
 
+PREPROCESS_OPS = ("Mul", "Add", "Sub", "Div")
+
+
+def _input_chain(model: ModelWrapper):
+    """From the graph input to the first quantizer: (the tensor the InputQuant reads, the
+    scalar preprocessing nodes in order, the Quant node). Shape-only ops before the first
+    preprocessing node stay in the graph; FINN's TFC/CNV compute ``2x - 1`` there."""
+    tensor, pre = model.graph.input[0].name, []
+    start = tensor
+    while True:
+        consumers = model.find_consumers(tensor) or []
+        if len(consumers) != 1:
+            return start, pre, None
+        node = consumers[0]
+        if node.op_type in QUANT_OPS:
+            return start, pre, node
+        if node.op_type in ("Reshape", "Flatten") and not pre:
+            start = node.output[0]
+        elif node.op_type in PREPROCESS_OPS:
+            const = model.get_initializer(node.input[1])
+            if const is None or const.size != 1 or node.input[0] != tensor:
+                raise GraphError(f"input preprocessing node '{node.name}' ({node.op_type}): only x {node.op_type} "
+                                 f"scalar constant is absorbed into the input quantizer; fold per-channel "
+                                 f"preprocessing into the data or the first layer")
+            pre.append(node)
+        else:
+            return start, pre, None
+        tensor = node.output[0]
+
+
 class ConvertInputQuant(Transformation):
-    """The Quant node on the graph input becomes the accelerator's integer input."""
+    """The Quant node on the graph input becomes the accelerator's integer input; scalar
+    Mul/Add/Sub/Div between the input and that Quant (FINN's TFC/CNV preprocessing) are
+    absorbed into it and run in float32 in graph order, as the runtimes do."""
 
     def apply(self, model: ModelWrapper):
-        inp = model.graph.input[0].name
-        q = _consumer(model, inp, "Quant")
+        inp, pre, q = _input_chain(model)
         if q is None:
-            raise GraphError(f"graph input '{inp}' is not read by exactly one Quant node; the "
-                             f"accelerator's input must be quantized (e.g. a QuantIdentity first)")
+            raise GraphError(f"graph input '{model.graph.input[0].name}' is not read by exactly one Quant node "
+                             f"(through shape ops and scalar Mul/Add/Sub/Div); the accelerator's input must be "
+                             f"quantized (e.g. a QuantIdentity first)")
         spec = _quant_spec(model, q)
         if spec.scale.size != 1:
             raise GraphError(f"input Quant node '{q.name}': per-channel input scale is not supported")
+        if spec.bipolar:
+            raise GraphError(f"input Quant node '{q.name}': a bipolar (1-bit signed) input has no integer "
+                             f"datapath here; use an input quantizer of 2 or more bits")
         lo, hi = (DataType[spec.datatype].min() + int(spec.narrow and spec.signed), DataType[spec.datatype].max())
+        extra = {}
+        if pre:
+            extra = dict(preprocess_ops=[n.op_type for n in pre],
+                         preprocess_consts=[float(model.get_initializer(n.input[1]).reshape(-1)[0]) for n in pre])
         node = helper.make_node("InputQuant", [inp], [q.output[0]], name="InputQuant_0", domain=DOMAIN,
                                 scale=float(spec.scale.reshape(-1)[0]), min=int(lo), max=int(hi),
-                                outputDataType=spec.datatype)
-        model.graph.node.insert(list(model.graph.node).index(q), node)
-        model.graph.node.remove(q)
+                                outputDataType=spec.datatype, **extra)
+        first = pre[0] if pre else q
+        model.graph.node.insert(list(model.graph.node).index(first), node)
+        for n in pre + [q]:
+            model.graph.node.remove(n)
         model.set_tensor_datatype(q.output[0], DataType[spec.datatype])
         _remove_dead_nodes(model)
         return model, False
+
+
+def preprocess(node, x: np.ndarray) -> np.ndarray:
+    """The InputQuant's absorbed scalar preprocessing, in float32 as the graph computed it."""
+    ops = [o.decode() if isinstance(o, bytes) else o for o in _attr(node, "preprocess_ops") or []]
+    consts = _attr(node, "preprocess_consts") or []
+    if not ops:
+        return x
+    y = np.asarray(x, dtype=np.float32)
+    for op, c in zip(ops, consts):
+        c = np.float32(c)
+        y = {"Mul": lambda: y * c, "Add": lambda: y + c, "Sub": lambda: y - c, "Div": lambda: y / c}[op]()
+    return y.astype(np.float64)
 
 
 def _bias(model: ModelWrapper, node, M: int) -> np.ndarray:
@@ -125,13 +179,69 @@ def _bias(model: ModelWrapper, node, M: int) -> np.ndarray:
     return np.asarray(b, dtype=np.float32).astype(np.float64).reshape(-1)
 
 
-def _following_act_quant(model: ModelWrapper, node):
-    """(Relu or None, Quant) after a compute node, or (None, None) for a last layer."""
-    relu = _consumer(model, node.output[0], "Relu")
-    act = _consumer(model, (relu or node).output[0], "Quant")
+AFFINE_OPS = ("Mul", "Add", "Sub", "Div", "BatchNormalization")
+
+
+def _channel_vector(model: ModelWrapper, node, const: np.ndarray, M: int, rank: int) -> np.ndarray:
+    """A constant of an elementwise op on a [n, M] or [n, M, H, W] tensor as one value per
+    channel, or a GraphError when it varies along another axis."""
+    c = np.asarray(const, dtype=np.float64)
+    if c.size == 1:
+        return np.full(M, float(c.reshape(-1)[0]))
+    shape = list(c.shape)
+    full = [1] * (rank - len(shape)) + shape  # numpy broadcasting aligns the trailing axes
+    if len(full) == rank and full[1] == M and all(d == 1 for i, d in enumerate(full) if i != 1):
+        return c.reshape(-1)
+    raise GraphError(f"{node.op_type} node '{node.name}': constant of shape {shape} is not one value per "
+                     f"channel of the [n, {M}, ...] tensor; only scalar or per-channel affine ops follow a layer")
+
+
+def _affine_chain(model: ModelWrapper, node, M: int):
+    """Per-channel affine ops right after a compute node (BatchNormalization, Mul/Add/Sub/Div
+    by constants; FINN's TFC/CNV BatchNorm and TensorNorm): (m [M], a [M], the tensor after
+    them, the nodes) with y = x·m + a, in float64."""
+    shape = model.get_tensor_shape(node.output[0])
+    rank = len(shape) if shape else 2
+    m, a, tensor, nodes = np.ones(M), np.zeros(M), node.output[0], []
+    while True:
+        consumers = model.find_consumers(tensor) or []
+        if len(consumers) != 1 or consumers[0].op_type not in AFFINE_OPS:
+            return m, a, tensor, nodes
+        op = consumers[0]
+        if op.op_type == "BatchNormalization":
+            gamma, beta, mean, var = (model.get_initializer(t) for t in op.input[1:5])
+            if any(v is None for v in (gamma, beta, mean, var)) or op.input[0] != tensor:
+                return m, a, tensor, nodes
+            mul = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + float(_attr(op, "epsilon", 1e-5)))
+            add = beta.astype(np.float64) - mean.astype(np.float64) * mul
+            m, a = m * mul, a * mul + add
+        else:
+            other = [i for i in op.input if i != tensor]
+            const = model.get_initializer(other[0]) if len(other) == 1 else None
+            if const is None or (op.op_type in ("Sub", "Div") and op.input[0] != tensor):
+                return m, a, tensor, nodes
+            v = _channel_vector(model, op, const, M, rank)
+            if op.op_type == "Mul":
+                m, a = m * v, a * v
+            elif op.op_type == "Div":
+                m, a = m / v, a / v
+            else:
+                a = a + v if op.op_type == "Add" else a - v
+        nodes.append(op)
+        tensor = op.output[0]
+
+
+def _following_act_quant(model: ModelWrapper, tensor: str, name: str):
+    """(Relu or None, Quant) after ``tensor``, or (None, None) for a last layer."""
+    relu = _consumer(model, tensor, "Relu")
+    bipolar = _consumer(model, relu.output[0] if relu else tensor, "BipolarQuant")
+    if bipolar is not None:
+        raise GraphError(f"BipolarQuant '{bipolar.name}' after '{name}': a bipolar (±1) activation has no "
+                         f"threshold datapath here; use activations of 2 or more bits")
+    act = _consumer(model, relu.output[0] if relu else tensor, "Quant")
     if act is None:
         if relu is not None:
-            raise GraphError(f"Relu after '{node.name}' is not followed by a Quant node; put an "
+            raise GraphError(f"Relu after '{name}' is not followed by a Quant node; put an "
                              f"activation quantizer (QuantReLU) there")
         return None, None
     return relu, act
@@ -205,6 +315,7 @@ class ConvertLayersToMVAU(Transformation):
             if props is None:
                 raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
                                  f"accumulator annotation; run the annotate step first")
+            check_annotation(layer, props)
             self._convert(model, node, layer, props)
         _remove_dead_nodes(model)
         return model, False
@@ -214,12 +325,17 @@ class ConvertLayersToMVAU(Transformation):
         s_x = float(layer.input.scale.reshape(-1)[0])
         s_w = layer.weight.scale.reshape(-1).astype(np.float64)
         bias = _bias(model, node, layer.M)
-        relu, act = _following_act_quant(model, node)
+        mul, add, after, affine = _affine_chain(model, node, layer.M)
+        relu, act = _following_act_quant(model, after, node.name)
+        if act is None and not any(o.name == after for o in model.graph.output):
+            mul, add, after, affine = np.ones(layer.M), np.zeros(layer.M), node.output[0], []  # not absorbed
+        s_w, bias = s_w * mul, bias * mul + add  # the real output is s_x·s_w·acc + bias, per channel
         name, q, vectors = layer.layer_name, layer.q, 1
         tiled = int(props.get("tile_size", "0")) > 0
-        tiles = dict(tileSize=int(props["tile_size"]), outerAccDataType=props["outer_accumulator_datatype"]) \
-            if tiled else {}
-        x_in, y_out = node.input[0], (act or node).output[0]
+        tiles = dict(tileSize=int(props["tile_size"]), outerAccDataType=props["outer_accumulator_datatype"],
+                     outerAccRange=props["outer_accumulator_range"]) if tiled else {}
+        end = act.output[0] if act is not None else after
+        x_in, y_out = node.input[0], end
         pre, post = [], []
         if node.op_type == "Conv":
             g = conv_geometry(model, node)
@@ -235,38 +351,44 @@ class ConvertLayersToMVAU(Transformation):
                                     IFMChannels=g.C, ConvKernelDim=g.K, Stride=g.stride, Padding=g.pad,
                                     OFMDim=[g.OH, g.OW], SIMD=1, inputDataType=layer.input.datatype)]
             model.set_tensor_datatype(win, DataType[layer.input.datatype])
-            post = [(y_out, (act or node).output[0])]
+            post = [(y_out, end)]
             x_in = win
         common = dict(domain=DOMAIN, MW=layer.K, MH=layer.M, SIMD=1, PE=1, numInputVectors=vectors,
                       inputDataType=layer.input.datatype, weightDataType=layer.weight.datatype,
                       accDataType=props["accumulator_datatype"], accRange=props["accumulator_range"],
-                      layer_name=name, mem_mode="internal_embedded", ActVal=0, **tiles)
+                      layer_name=name, mem_mode="internal_embedded", **tiles)
         w_name = model.make_new_valueinfo_name()
         model.set_initializer(w_name, q.T.astype(np.int64).copy())
         pos = list(model.graph.node).index(node)
         if act is not None:
             a = _quant_spec(model, act)
-            if a.signed or a.narrow or a.scale.size != 1:
-                raise GraphError(f"activation Quant '{act.name}' after '{layer.layer_name}': only unsigned, "
-                                 f"per-tensor, non-narrow activations become thresholds")
+            if a.scale.size != 1 or a.bipolar or (a.signed and relu is not None):
+                raise GraphError(f"activation Quant '{act.name}' after '{layer.layer_name}': only per-tensor "
+                                 f"activations of 2 or more bits (unsigned after a ReLU) become thresholds")
+            if np.any(s_w <= 0):
+                raise GraphError(f"layer '{layer.layer_name}': a per-channel scale (BatchNorm/Mul) before the "
+                                 f"activation quantizer '{act.name}' is not positive, which would reverse the "
+                                 f"thresholds; not supported")
+            lo, hi = min_int(a.signed, a.narrow, a.bits), max_int(a.signed, a.narrow, a.bits)
             t_name = model.make_new_valueinfo_name()
-            model.set_initializer(t_name, layer_thresholds(s_x, s_w, float(a.scale.reshape(-1)[0]), bias, a.bits))
+            model.set_initializer(t_name, layer_thresholds(s_x, s_w, float(a.scale.reshape(-1)[0]), bias, a.bits,
+                                                           out_range=(lo, hi)))
             new = [helper.make_node("MVAU", [x_in, w_name, t_name], [y_out], name=f"MVAU_{name}",
-                                    noActivation=0, outputDataType=a.datatype, **common)]
+                                    noActivation=0, outputDataType=a.datatype, ActVal=int(lo), **common)]
             model.set_tensor_datatype(y_out, DataType[a.datatype])
-            removed = [node, relu, act]
+            removed = [node, relu, act] + affine
         else:
             acc = model.make_new_valueinfo_name()
             s_name, b_name = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
             model.set_initializer(s_name, (s_x * s_w).astype(np.float32))
             model.set_initializer(b_name, bias.astype(np.float32))
             out_type = props["outer_accumulator_datatype"] if tiled else props["accumulator_datatype"]
-            new = [helper.make_node("MVAU", [x_in, w_name], [acc], name=f"MVAU_{name}",
+            new = [helper.make_node("MVAU", [x_in, w_name], [acc], name=f"MVAU_{name}", ActVal=0,
                                     noActivation=1, outputDataType=out_type, **common),
                    helper.make_node("ChannelwiseAffine", [acc, s_name, b_name], [y_out],
                                     name=f"ChannelwiseAffine_{name}", domain=DOMAIN)]
             model.set_tensor_datatype(acc, DataType[out_type])
-            removed = [node]
+            removed = [node] + affine
         new = pre + new + [_transpose(model, src, dst, TO_NCHW, f"Transpose_{name}_out") for src, dst in post]
         for i, n in enumerate(new):
             model.graph.node.insert(pos + i, n)

@@ -90,6 +90,7 @@ class MVAULayer:
     thresholds: np.ndarray | None
     num_vectors: int = 1
     ram_style: str = "auto"
+    act_val: int = 0  # FINN's ActVal: added to the threshold count (signed activations: its minimum)
     tile_size: int = 0
     outer_bits: int = 0
 
@@ -161,11 +162,14 @@ class MVAULayer:
     def output_bits(self) -> int:
         if self.thresholds is None:
             return self.result_bits
-        return max(1, math.ceil(math.log2(self.n_thresholds + 1)))
+        if self.act_val < 0:  # the signed register that holds [act_val, act_val + n_thr]
+            hi = self.act_val + self.n_thresholds
+            return max((-self.act_val - 1).bit_length(), hi.bit_length() if hi > 0 else 0) + 1
+        return max(1, math.ceil(math.log2(self.act_val + self.n_thresholds + 1)))
 
     @property
     def output_signed(self) -> bool:
-        return self.acc_signed if self.thresholds is None else False
+        return self.acc_signed if self.thresholds is None else self.act_val < 0
 
     in_lanes = property(lambda self: self.SIMD)
     out_lanes = property(lambda self: self.PE)
@@ -330,7 +334,7 @@ def mvau_reference(layer: MVAULayer, x_int: np.ndarray) -> np.ndarray:
         acc = x64 @ layer.weights.T
     if layer.thresholds is None:
         return acc
-    return (acc[:, :, None] >= layer.thresholds[None, :, :]).sum(axis=2).astype(np.int64)
+    return layer.act_val + (acc[:, :, None] >= layer.thresholds[None, :, :]).sum(axis=2).astype(np.int64)
 
 
 def chain_reference(layers: list[Layer], x: np.ndarray) -> np.ndarray:

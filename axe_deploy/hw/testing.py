@@ -4,15 +4,13 @@
 (from ``axe_deploy.accumulator``, as the annotation would); its thresholds are drawn over
 the worst-case accumulator range widened on both sides, so some are always or never
 reached, and some lie outside the register's range.
-``worst_case_tile_inputs`` builds, from a layer's integer weights, the input vectors that
-drive each tile's (inner) accumulator, or the whole row, to its extremes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..accumulator import analyze, input_bounds, worst_case_inputs
+from ..accumulator import analyze
 from .spec import MVAULayer
 
 
@@ -41,17 +39,3 @@ def random_mvau(rng: np.random.Generator, name: str, MW: int, MH: int, *, SIMD: 
                      num_vectors=num_vectors, tile_size=info.tile_size,
                      outer_bits=(outer_bits or info.outer_bits) if info.tile_size else 0)
 
-
-def worst_case_tile_inputs(weights: np.ndarray, *, input_bits: int, input_signed: bool,
-                           tile_size: int = 0) -> np.ndarray:
-    """Input vectors [4*M, K] built from integer weights [M, K]: for each output row, the
-    input that drives every tile's sum (T > 0; the whole row's for 0) to its maximum, the
-    one that drives it to its minimum, and the two that alternate max and min from tile
-    to tile (so a narrow inner register overflows in every tile, while the sum of tile
-    sums stays moderate). Inputs are x_max where the weight is positive, x_min elsewhere
-    (and the reverse), so each tile reaches exactly its annotated worst case."""
-    w = np.asarray(weights, dtype=np.int64)
-    x_hi, x_lo = worst_case_inputs(w, *input_bounds(input_bits, input_signed))
-    tile = np.arange(w.shape[1]) // tile_size if tile_size else np.zeros(w.shape[1], dtype=np.int64)
-    even = (tile % 2 == 0)[None, :]
-    return np.concatenate([x_hi, x_lo, np.where(even, x_hi, x_lo), np.where(even, x_lo, x_hi)])

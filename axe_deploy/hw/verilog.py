@@ -131,6 +131,7 @@ def _core_params(layer: Layer, module: str, folder: Path) -> tuple[str, dict]:
             IN_SIGNED=int(layer.input_signed), W_BITS=layer.weight_bits, ACC_BITS=layer.acc_bits,
             ACC_SIGNED=int(layer.acc_signed), TILE=layer.tile_size,
             OUTER_BITS=layer.result_bits, N_THR=layer.n_thresholds,
+            **({"ACT_VAL": layer.act_val, "OUT_BITS": layer.output_bits} if layer.act_val else {}),
             WEIGHT_FILE=f'"{wfile}"', THRESH_FILE=f'"{tfile}"',
             WEIGHT_ROM_STYLE=rom_style(layer.ram_style, NF * SF,
                                        layer.PE * layer.SIMD * layer.weight_bits),

@@ -21,7 +21,7 @@ import torch
 from brevitas.graph.calibrate import calibration_mode
 from tqdm.auto import tqdm
 
-from axe_deploy.config import layer_values, match_layer
+from axe_deploy.config import LAYER_KEYS, SCHEMA, layer_values, match_layer
 
 from .layer import OPTIONS, QuantInfo, quantize_from_stats
 from .stats import LayerStats
@@ -160,14 +160,14 @@ def write_weights(module: torch.nn.Module, q: torch.Tensor, scale: torch.Tensor,
     """Make ``module``'s quantized weight exactly scale[:, None]·q: the weight becomes s·q
     on the quantizer's scales s, after moving its scale parameter to ``scale`` where they
     differ (``info.scale`` of a rescaled layer)."""
-    current = module.quant_weight().scale.detach().reshape(-1)
+    current = _row_scales(module)
     if not torch.equal(scale.to(current.dtype), current):
         param = scale_parameter(module)
         if param is None:
             raise ValueError(f"layer '{name}': option rescale needs per-channel weight scales held in a "
                              f"parameter (Brevitas PARAMETER_FROM_STATS scaling); set quant.options.rescale = false")
         param.data = (param.detach().reshape(-1) / current * scale.to(current.dtype)).reshape(param.shape)
-        current = module.quant_weight().scale.detach().reshape(-1)
+        current = _row_scales(module)
     module.weight.data = (current[:, None] * q.to(current.dtype)).reshape(module.weight.shape).to(module.weight.dtype)
 
 
@@ -202,18 +202,105 @@ def correct_bias(float_model: torch.nn.Module, quant_model: torch.nn.Module, nam
     module.bias.data += error.reshape(-1, error.shape[-1]).mean(dim=0).to(module.bias.dtype)
 
 
+def check_quant_cfg(quant_cfg: dict) -> None:
+    """Refuse keys the [quant] table does not have (a typo would otherwise run unconstrained)."""
+    allowed = SCHEMA["quant"]
+    unknown = sorted(set(quant_cfg) - set(allowed))
+    if unknown:
+        raise ValueError(f"quant config: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+    for pattern, settings in (quant_cfg.get("layers") or {}).items():
+        bad = sorted(set(settings) - set(LAYER_KEYS))
+        if bad:
+            raise ValueError(f"quant config: layers[{pattern!r}]: unknown key(s) {bad}; "
+                             f"allowed: {', '.join(sorted(LAYER_KEYS))}")
+
+
+def check_calibrated(model: torch.nn.Module) -> None:
+    """Refuse a model whose statistics-based activation scales were never calibrated: they
+    would still hold their initial values and the PTQ would run on wrong activations."""
+    from brevitas.core.scaling.standalone import ParameterFromRuntimeStatsScaling
+    fresh = [n for n, m in model.named_modules() if isinstance(m, ParameterFromRuntimeStatsScaling) and m.counter == 0]
+    if fresh:
+        raise ValueError(f"the quantized model is not calibrated (activation quantizer '{fresh[0]}' has no "
+                         f"statistics); call axe_deploy.ptq.driver.calibrate(quant_model, calib_x) first "
+                         f"(ModelBundle.quantize does)")
+
+
+def float_twin(float_model: torch.nn.Module, quant_model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """The float module of the same name as quantized layer ``name``, or an error naming both."""
+    try:
+        module = float_model.get_submodule(name)
+    except AttributeError:
+        module = None
+    quant = quant_model.get_submodule(name)
+    if module is None or getattr(module, "weight", None) is None or module.weight.shape != quant.weight.shape:
+        floats = [n for n, m in float_model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        found = "none" if module is None else f"a {type(module).__name__} with weight shape " \
+                                              f"{tuple(getattr(getattr(module, 'weight', None), 'shape', ()))}"
+        raise ValueError(f"quantized layer '{name}' ({type(quant).__name__}, weight {tuple(quant.weight.shape)}) has "
+                         f"no float twin of the same name in the float model (found {found}); float layers: "
+                         f"{', '.join(floats) or 'none'}. Give both models the same module names")
+    return module
+
+
+@torch.no_grad()
+def check_scales_kept(module: torch.nn.Module, name: str) -> None:
+    """Refuse a weight quantizer that recomputes its scale from the weights (Brevitas STATS
+    scaling, e.g. the stock Int8WeightPerChannelFloat): after PTQ writes s·q the scale would
+    move and the layer would hold other integers than the ones whose width was proven."""
+    before = module.quant_weight().scale.detach().clone()
+    original = module.weight.data
+    module.weight.data = original * 2
+    try:
+        after = module.quant_weight().scale.detach()
+    finally:
+        module.weight.data = original
+    if not torch.equal(before, after):
+        raise ValueError(f"layer '{name}': its weight quantizer recomputes the scale from the weights "
+                         f"({type(module.weight_quant.tensor_quant.scaling_impl).__name__}), so the PTQ's "
+                         f"integers would not survive; use axe_deploy.quantizers.WeightQuant (or set "
+                         f"scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS on your quantizer)")
+
+
+@torch.no_grad()
+def check_written(module: torch.nn.Module, q: torch.Tensor, name: str) -> None:
+    """Read the integer weights back from the Brevitas layer; refuse if they are not ``q``."""
+    held = module.quant_weight().int().reshape(q.shape).to(torch.int64)
+    if not torch.equal(held, q.to(torch.int64)):
+        n = int((held != q.to(torch.int64)).sum())
+        raise ValueError(f"layer '{name}': after writing the PTQ result its quantizer holds other integers "
+                         f"({n} of {q.numel()} differ), so the proven accumulator widths would not hold; "
+                         f"the weight quantizer must keep its scales fixed (axe_deploy.quantizers.WeightQuant)")
+
+
+def _row_scales(module: torch.nn.Module) -> torch.Tensor:
+    """Per-output-channel weight scales [M]; a per-tensor scale is repeated for every row."""
+    scale = module.quant_weight().scale.detach().reshape(-1)
+    return scale.expand(module.weight.shape[0]).clone() if scale.numel() == 1 else scale
+
+
 @torch.no_grad()
 def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, calib_x: torch.Tensor,
                    quant_cfg: dict, *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
     """Quantize every layer of ``quant_model`` (calibrated) in place; returns each layer's
-    QuantInfo (None for skipped layers, which keep Brevitas's round-to-nearest)."""
+    QuantInfo (None for skipped layers, which keep Brevitas's round-to-nearest).
+
+    Refused before any layer changes: unknown [quant] keys, an uncalibrated model, a layer
+    without a float twin of the same name, a weight quantizer that recomputes its scale
+    from the weights. After each layer the integers are read back from the Brevitas layer."""
+    check_quant_cfg(quant_cfg)
+    check_calibrated(quant_model)
     plans = plan_layers(quant_model, quant_cfg)
+    for plan in plans:
+        float_twin(float_model, quant_model, plan.name)
+        if not plan.skip:
+            check_scales_kept(quant_model.get_submodule(plan.name), plan.name)
     results: dict[str, QuantInfo | None] = {}
     for plan in tqdm(plans, desc="PTQ", unit="layer", disable=not progress):
         if plan.skip:
             results[plan.name] = None
             continue
-        mod_q, mod_f = quant_model.get_submodule(plan.name), float_model.get_submodule(plan.name)
+        mod_q, mod_f = quant_model.get_submodule(plan.name), float_twin(float_model, quant_model, plan.name)
         x_q, bits, signed = capture_input(quant_model, plan.name, calib_x)
         if bits is None:
             raise ValueError(f"layer '{plan.name}': its input is not a QuantTensor; put a quantizer "
@@ -225,7 +312,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
             cols_f, cols_q = unfold(mod_f, x_f), unfold(mod_q, x_q)
             rows = patch_rows(mod_q, len(cols_q), quant_cfg.get("calibration_patches", 0), seed)
             stats.update(cols_f[rows], cols_q[rows])
-        scale = mod_q.quant_weight().scale.detach().reshape(-1)
+        scale = _row_scales(mod_q)
         weight = mod_f.weight.detach().reshape(len(scale), -1)
         if mod_q.quant_weight().bit_width.item() != plan.weight_bits:
             raise ValueError(f"layer '{plan.name}': the model was built with "
@@ -238,6 +325,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
                                       accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
                                       seed=seed, name=plan.name, **options)
         write_weights(mod_q, q, info.scale, plan.name)
+        check_written(mod_q, q, plan.name)
         if (quant_cfg.get("bias_correction") or info.centred) and mod_q.bias is not None:
             correct_bias(float_model, quant_model, plan.name, calib_x)
         results[plan.name] = info

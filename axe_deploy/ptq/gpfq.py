@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .rtn import round_nearest
+from .stats import require_finite
 from .sweep import sequential_sweep
 
 
@@ -26,6 +27,7 @@ def path_following(v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, L: int, *,
     ``constraint`` (axe.Constraint) shrinks and clamps each argument before Q and books
     the result. Columns with H_tt = 0 (dead inputs) get q = 0.
     """
+    require_finite("GPFQ/SPFQ", weights=v, H=H, G=G)
     M, K = v.shape
     if order is None:
         order = torch.arange(K)

@@ -15,7 +15,7 @@ from .gpfq import gpfq
 from .optq import optq
 from .rtn import levels, rtn
 from .spfq import spfq
-from .stats import LayerStats
+from .stats import LayerStats, mantissa_bits, require_finite
 
 ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
 # Options each algorithm takes, with their defaults:
@@ -154,26 +154,34 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     if weight.ndim != 2:
         raise ValueError(f"{name}: weight must be [M, K] (Conv flattened to [C*kh*kw]), got {tuple(weight.shape)}")
     M, K = weight.shape
-    if not bool(torch.all(torch.isfinite(weight))):
-        raise ValueError(f"{name}: weight has NaN or infinite entries")
+    require_finite(name, weight=weight)
     scale = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
     if scale.numel() == 1:
         scale = scale.repeat(M)
-    if scale.shape != (M,) or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+    require_finite(name, scale=scale)
+    if scale.shape != (M,) or not bool(torch.all(scale > 0)):
         raise ValueError(f"{name}: scale must be {M} positive finite per-channel values, got shape "
                          f"{tuple(scale.shape)}")
-    if tile_size is not None and tile_size < 1:
-        raise ValueError(f"{name}: tile_size must be None (one stage) or >= 1, got {tile_size}")
+    if tile_size is not None:
+        tile_size = accumulator.check_bits(f"{name}: tile_size (None: one stage)", tile_size, 1, 2**62)
     if algorithm != "rtn":
         if stats is None:
             raise ValueError(f"{name}: {algorithm} needs calibration statistics (LayerStats)")
         if stats.K != K:
             raise ValueError(f"{name}: statistics are for K={stats.K} inputs, the weight has K={K}")
+    dtype = stats.dtype if stats is not None else torch.float64
+    # The walks round in ``dtype``: integers beyond its mantissa are not exact there.
+    weight_bits = accumulator.check_bits(f"{name}: weight_bits", weight_bits, 2, mantissa_bits(dtype))
+    input_bits = accumulator.check_bits(f"{name}: input_bits", input_bits, 1, mantissa_bits(dtype))
     if accumulator_bits is not None:
+        accumulator_bits = accumulator.check_bits(f"{name}: accumulator_bits", accumulator_bits, 1, 2**62)
         axe.check_feasible(accumulator_bits, input_bits, input_signed, name)
     L = levels(weight_bits)
-    dtype = stats.dtype if stats is not None else torch.float64
     v = (weight.to(torch.float64) / scale[:, None]).to(dtype)
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{name}: weight / scale overflows {dtype} (largest |weight| "
+                         f"{float(weight.abs().max()):.3g}, smallest scale {float(scale.min()):.3g}); "
+                         f"the scales do not match the weights")
 
     x_min, x_max = accumulator.input_bounds(input_bits, input_signed)
     # At or above the data-type bound no choice of weights can overflow: nothing to constrain.
@@ -183,6 +191,7 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     H = G = None
     if stats is not None and algorithm != "rtn":
         H, G = _objective(algorithm, stats, centre)
+        require_finite(f"{name}: calibration statistics", **{"H = X̃ᵀX̃": H, "G = X̃ᵀX": G})
     target = v
     if rescale:
         target = v * axe.fit_factor(v, axe.tile_index(K, tile_size), bits=accumulator_bits, x_min=x_min,
@@ -193,16 +202,18 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
                                     input_signed=input_signed, levels=L, tile_size=tile_size,
                                     soft_scale=opts["soft_scale"])
     q = _run(algorithm, target, H, G, L, constraint, opts, seed)
+    require_finite(f"{name}: {algorithm} (statistics too large for {dtype}?)", **{"the quantized weights": q})
+    # Exact integer checks of what the algorithms promise, before anything uses q.
+    accumulator.check_levels(q.double().numpy(), L, name)
+    if accumulator_bits is not None:
+        accumulator.check_budget(q.double().numpy(), accumulator_bits, input_bits=input_bits,
+                                 input_signed=input_signed, tile_size=tile_size or 0, name=name)
     q = q.round().to(torch.long)
     if rescale:
         scale = scale * axe.least_squares_gain(q, v, H, G)
-
     qn = q.numpy()
     acc = accumulator.analyze(qn, input_bits=input_bits, input_signed=input_signed,
                               weight_bits=weight_bits, tile_size=tile_size or 0)
-    if accumulator_bits is not None and not accumulator.fits(acc.lo, acc.hi, accumulator_bits):
-        raise RuntimeError(f"{name}: internal error, range [{acc.lo}, {acc.hi}] exceeds the "
-                           f"{accumulator_bits}-bit budget that AXE enforces; please report it")
     info = QuantInfo(
         algorithm=algorithm, options=opts, seconds=time.perf_counter() - start,
         weight_bits=weight_bits, input_bits=input_bits, input_signed=input_signed,

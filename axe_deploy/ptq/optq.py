@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .rtn import round_nearest
+from .stats import require_finite
 from .sweep import sequential_sweep
 
 
@@ -34,6 +35,7 @@ def optq(v: torch.Tensor, H: torch.Tensor, L: int, *, constraint=None, percdamp:
     (later columns compensate what the budget took), else only the rounding error of
     the shrunk weight (Brevitas's A2GPTQ).
     """
+    require_finite("OPTQ", weights=v, H=H)
     M, K = v.shape
     order = (torch.argsort(torch.diagonal(H), descending=True, stable=True) if act_order
              else torch.arange(K))

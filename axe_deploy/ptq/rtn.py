@@ -7,9 +7,9 @@ import torch
 
 def levels(weight_bits: int) -> int:
     """L of the narrow signed ``weight_bits`` alphabet (what Brevitas's default weight quantizers use)."""
-    if weight_bits < 2:
-        raise ValueError(f"weight_bits must be >= 2 for a narrow signed alphabet, got {weight_bits}")
-    return 2 ** (weight_bits - 1) - 1
+    if isinstance(weight_bits, bool) or not float(weight_bits).is_integer() or weight_bits < 2:
+        raise ValueError(f"weight_bits must be an integer >= 2 for a narrow signed alphabet, got {weight_bits!r}")
+    return 2 ** (int(weight_bits) - 1) - 1
 
 
 def round_nearest(z: torch.Tensor, L: int, generator=None) -> torch.Tensor:
@@ -31,6 +31,8 @@ def round_stochastic(z: torch.Tensor, L: int, generator=None) -> torch.Tensor:
 
 def rtn(v: torch.Tensor, L: int, constraint=None) -> torch.Tensor:
     """Round to nearest, column by column under an AXE ``constraint`` when one is given."""
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("RTN: weights has NaN or infinite entries")
     if constraint is None:
         return round_nearest(v, L)
     q = torch.empty_like(v)

@@ -12,6 +12,7 @@ import torch
 
 from .gpfq import path_following
 from .rtn import round_stochastic
+from .stats import require_finite
 
 
 def align(v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, sweeps: int) -> torch.Tensor:
@@ -31,8 +32,9 @@ def align(v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, sweeps: int) -> tor
 
 def spfq(v, H, G, L, *, order: int = 1, constraint=None, block_size=128, generator=None):
     """Integer q [M, K] by SPFQ of order ``order`` >= 1 with stochastic rounding from ``generator``."""
-    if order < 1:
-        raise ValueError(f"SPFQ order r must be >= 1, got {order}")
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"SPFQ order r must be an integer >= 1, got {order!r}")
+    require_finite("SPFQ", weights=v, H=H, G=G)
     if order > 1:
         v = align(v, H, G, order - 1)
         G = H

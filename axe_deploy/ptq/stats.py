@@ -12,11 +12,34 @@ from __future__ import annotations
 
 import torch
 
+DTYPES = (torch.float32, torch.float64)
+
+
+def require_finite(where: str, **tensors) -> None:
+    """ValueError naming the first of ``tensors`` (name=tensor) that has NaN or infinite entries."""
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        t = torch.as_tensor(t)
+        if not bool(torch.isfinite(t).all()):
+            nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            what = " and ".join(f"{c} {k}" for c, k in ((nan, "NaN"), (inf, "infinite")) if c)
+            raise ValueError(f"{where}: {name} has {what} entries (of {t.numel()}); "
+                             f"clean the data or the weights before quantizing")
+
+
+def mantissa_bits(dtype) -> int:
+    """Largest b with every integer of magnitude < 2^b exact in ``dtype``."""
+    return {torch.float32: 24, torch.float64: 53}[dtype]
+
 
 class LayerStats:
     """Streaming H and G of one layer; ``update`` takes [n, K] batches (Conv: unfolded patches)."""
 
     def __init__(self, K: int, *, cross: bool = True, dtype=torch.float32):
+        if dtype not in DTYPES:
+            raise ValueError(f"LayerStats: dtype {dtype} is not supported (its sums lose the statistics); "
+                             f"use torch.float32 or torch.float64")
         self.K = K
         self.dtype = dtype
         self.n = 0
@@ -26,6 +49,7 @@ class LayerStats:
         self._sum_f = torch.zeros(K, dtype=torch.float64) if cross else None
 
     def update(self, x_float: torch.Tensor | None, x_quant: torch.Tensor) -> "LayerStats":
+        require_finite("LayerStats.update", x_quant=x_quant, x_float=x_float)
         xq = torch.as_tensor(x_quant).reshape(-1, self.K).to(self.dtype)
         self._h.addmm_(xq.T, xq)
         self._sum_q += xq.sum(dim=0, dtype=torch.float64)
@@ -38,6 +62,10 @@ class LayerStats:
             self._g.addmm_(xq.T, xf)
             self._sum_f += xf.sum(dim=0, dtype=torch.float64)
         self.n += xq.shape[0]
+        for name, t in (("H = X̃ᵀX̃", self._h), ("G = X̃ᵀX", self._g)):
+            if t is not None and not bool(torch.isfinite(t).all()):  # finite inputs, squares too large
+                raise ValueError(f"LayerStats.update: {name} overflows {self.dtype} (inputs up to "
+                                 f"{float(xq.abs().max()):.3g}); use dtype=torch.float64 or scale the inputs")
         return self
 
     @classmethod

