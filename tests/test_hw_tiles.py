@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from axe_deploy import config
 from axe_deploy.accumulator import analyze
+from axe_deploy.checks import failures
 from axe_deploy.flow import run_flow
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import lint, simulate
@@ -180,6 +181,10 @@ def _check_tiled_build(report, tiled_layers):
         if l["tile_size"]:
             assert l["tile_size"] % l["SIMD"] == 0
     assert report["dataflow"]["executor_argmax_equal_onnxruntime"] == 1.0
+    assert failures(report) == {} and "rtl_worst_case" in report["checks"]  # incl. worst-case tiles
+    worst = {l["name"]: l for l in report["hardware"]["rtl_worst_case"]["layers"]}
+    for name in tiled_layers:  # inner register one bit narrower: caught on the extreme tiles
+        assert worst[name]["tile_size"] and worst[name]["narrower_overflows"] > 0 == worst[name]["overflows"]
 
 
 @pytest.mark.slow
