@@ -59,13 +59,15 @@ def annotate_rows(model: ModelWrapper, accumulator_bits: int = 0, tile_size: int
 def check_rows(model: ModelWrapper) -> list[dict]:
     """Each layer's annotation against the exact range recomputed from the weights."""
     annotated = {r["node"]: r for r in _annotated_rows(model)}
+    exact_by_tile: dict[int, ModelWrapper] = {}  # the graph annotated afresh, per tile size in use
     rows = []
     for layer in quant_layers(model):
         node = model.graph.node[layer.node_index]
         row = annotated[node.name]
         tile = row.get("tile_size", 0)
-        exact = ModelWrapper(model.model.__deepcopy__()).transform(AnnotateAccumulators({"*": tile}))
-        props = read_annotation(exact.graph.node[layer.node_index])
+        if tile not in exact_by_tile:
+            exact_by_tile[tile] = ModelWrapper(model.model.__deepcopy__()).transform(AnnotateAccumulators({"*": tile}))
+        props = read_annotation(exact_by_tile[tile].graph.node[layer.node_index])
         need, lo_hi = DataType[props["accumulator_datatype"]], list(annotation_range(props))
         row.update(exact_datatype=need.name, exact_bits=need.bitwidth(), exact_range=lo_hi)
         if "accumulator_datatype" not in row:

@@ -357,7 +357,7 @@ def test_no_layers_with_a_target_is_an_error():
 
 
 def test_target_pattern_that_matches_no_layer_is_an_error():
-    with pytest.raises(GraphError, match=r"\['fc9'\] matches no layer; layers: fc"):
+    with pytest.raises(GraphError, match=r"target for 'fc9' matches no layer; the graph's layers: fc"):
         tiny_graph().transform(AnnotateAccumulators(targets={"fc9": 12}))
 
 

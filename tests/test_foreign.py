@@ -124,8 +124,7 @@ def test_annotate_and_check_a_qcdq_export(stock, tmp_path):
     out = tmp_path / "annotated.qcdq.onnx"
     assert run_cli("annotate", path, out, "--json", tmp_path / "a.json").exit_code == 0
     rows = json.loads((tmp_path / "a.json").read_text())["layers"]
-    assert {r["name"] if r["name"] in expected else r["node"]: r["exact_bits"] for r in rows}.values() \
-        and [r["exact_bits"] for r in rows] == [expected["fc1"], expected["fc2"]]
+    assert [r["exact_bits"] for r in rows] == [expected["fc1"], expected["fc2"]]
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "QuantizeLinear" in ops and "Quant" not in ops  # written back as the QCDQ file it was
     assert run_cli("check", out).exit_code == 0
@@ -188,16 +187,10 @@ def hw_cfg(flow, vectors):
                               "hardware.target_cycles=16384"])
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tfc_2w2a", "cnv_2w2a", "stock"])
-def test_foreign_graphs_lower_and_simulate_bit_exactly(name, tmp_path, monkeypatch, stock):
-    if name == "stock":
-        model, _, src, _ = stock
-        shape = (1, 12)
-        path = tmp_path / "model.onnx"
-        path.write_bytes(src.read_bytes())
-    else:
-        model, shape = bnn(name, monkeypatch)
-        path = export(model, torch.rand(shape), tmp_path / "model.onnx")
+@pytest.mark.parametrize("name", ["tfc_2w2a", "cnv_2w2a"])
+def test_foreign_graphs_lower_and_simulate_bit_exactly(name, tmp_path, monkeypatch):
+    model, shape = bnn(name, monkeypatch)
+    path = export(model, torch.rand(shape), tmp_path / "model.onnx")
     x = torch.rand((3,) + shape[1:], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = model(x).argmax(1).numpy()

@@ -6,6 +6,8 @@ Verilator (or runs it with Icarus Verilog when Verilator is missing or asked for
 the measured cycles and the overflow counts of every MVAU (output values whose
 accumulation left the register's range, seen by 64-bit shadow accumulators; for a tiled
 MVAU the inner register's and the outer register's separately).
+``simulate_many`` does the same for several designs written into one folder, side by side
+in one testbench, so that they cost one simulator build.
 
 The testbench can throttle both handshakes with a pseudo-random pattern (``stall=True``)
 to exercise the valid/ready logic; cycle figures are meaningful with ``stall=False``.
