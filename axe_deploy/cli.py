@@ -48,21 +48,24 @@ def summary_table(report: dict) -> str:
                      f"{l['datatype_bound_bits']:>6}{l['exact_bits']:>6}  {'yes' if l['overflow_free'] else 'NO'}")
     hw = report.get("hardware")
     if hw and "layers" in hw:
-        lines.append(f"{'hw layer':<10}{'MW':>5}{'MH':>5}{'PE':>4}{'SIMD':>5}  {'accumulator':<12}{'cycles':>7}{'LUT':>7}{'FF':>6}{'BRAM18':>7}")
-        for l in hw["layers"]:  # sliding-window and pool layers have no MW/MH/accumulator
+        w = max(10, *(len(l["name"]) + 1 for l in hw["layers"]))
+        lines.append(f"{'hw layer':<{w}}{'MW':>5}{'MH':>5}{'PE':>4}{'SIMD':>5}  {'accumulator':<18}{'cycles':>7}"
+                     f"{'LUT':>7}{'FF':>6}{'BRAM18':>7}")
+        for l in hw["layers"]:  # sliding-window, reorder and pool layers have no MW/MH/accumulator
             c = {k: "-" if l.get(k) is None else l[k] for k in
-                 ("MW", "MH", "PE", "SIMD", "accumulator_datatype", "luts", "ffs", "brams")}
-            lines.append(f"{l['name']:<10}{c['MW']:>5}{c['MH']:>5}{c['PE']:>4}{c['SIMD']:>5}  {c['accumulator_datatype']:<12}"
+                 ("MW", "MH", "PE", "SIMD", "luts", "ffs", "brams")}
+            acc = l.get("accumulator_datatype") or "-"
+            if l.get("tile_size"):
+                acc = f"{acc}+{l['outer_accumulator_datatype']} T{l['tile_size']}"
+            lines.append(f"{l['name']:<{w}}{c['MW']:>5}{c['MH']:>5}{c['PE']:>4}{c['SIMD']:>5}  {acc:<18}"
                          f"{l['cycles_estimated']:>7}{c['luts']:>7}{c['ffs']:>6}{c['brams']:>7}")
         sim = hw.get("rtl_sim")
         if sim:
+            outer = f" ({sim['inner_overflows']} inner, {sim['outer_overflows']} outer)" \
+                if any(l.get("tile_size") for l in hw["layers"]) else ""
             lines.append(f"rtl sim ({sim['simulator']}): {sim['bit_exact_vectors']}/{sim['vectors']} vectors bit-exact, "
-                         f"{sim['overflows']} overflows, interval {sim['cycles_measured']['interval']:.0f} cycles "
+                         f"{sim['overflows']} overflows{outer}, interval {sim['cycles_measured']['interval']:.0f} cycles "
                          f"(estimated {sim['cycles_estimated']})")
-        if "lut_ratio_vs_acc32" in hw:
-            lines.append(f"MVAU LUTs: {hw['synth']['mvau_luts']} vs {hw['synth_acc32']['mvau_luts']} with 32-bit "
-                         f"accumulators ({hw['lut_ratio_vs_acc32']:.2f}x) and {hw['synth_unconstrained']['mvau_luts']} "
-                         f"with the unconstrained widths ({hw['lut_ratio_vs_unconstrained']:.2f}x)")
     lines += [f"WARNING: {w}" for w in report.get("warnings", [])]
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
@@ -70,7 +73,39 @@ def summary_table(report: dict) -> str:
     verdict = summary_line(report)
     if verdict:
         lines.append(verdict)
-    return "\n".join(lines)
+    return "\n".join(lines + headline(report))
+
+
+def _width(entry: dict) -> str:
+    if entry.get("tile_size"):
+        return f"{entry['accumulator_datatype']}+{entry['outer_accumulator_datatype']} (T={entry['tile_size']})"
+    return entry["accumulator_datatype"]
+
+
+def headline(report: dict) -> list[str]:
+    """The comparison the flow is for, last in the summary: accuracy float / unconstrained /
+    this flow, accumulator widths per layer unconstrained vs this flow, MVAU LUTs of this
+    build vs 32-bit and unconstrained accumulators; and the steps skipped for missing tools."""
+    from axe_deploy.tools import skip_notice
+    lines = []
+    m, u, hw = report.get("metrics"), report.get("unconstrained"), report.get("hardware", {})
+    aware = any(l.get("target_accumulator_bits") for l in report.get("layers", []))
+    label = "AXE" if aware else "this flow"
+    if m and u:
+        lines.append(f"accuracy: float {m['float_accuracy']:.4f} / unconstrained {u['accuracy']:.4f} / "
+                     f"{label} {m['quant_accuracy']:.4f}")
+        widths = ", ".join(f"{l['name']} INT{u['accumulator_bits'][l['name']]} -> {_width(l)}"
+                           for l in report.get("layers", []) if l["name"] in u["accumulator_bits"])
+        lines.append(f"accumulators, unconstrained -> {label}: {widths}")
+    if "lut_ratio_vs_acc32" in hw:
+        one = (f", one-stage {hw['synth_one_stage']['mvau_luts']} ({hw['lut_ratio_vs_one_stage']:.2f}x)"
+               if "synth_one_stage" in hw else "")
+        lines.append(f"MVAU LUTs: {label} {hw['synth']['mvau_luts']} vs 32-bit {hw['synth_acc32']['mvau_luts']} "
+                     f"({hw['lut_ratio_vs_acc32']:.2f}x) vs unconstrained {hw['synth_unconstrained']['mvau_luts']} "
+                     f"({hw['lut_ratio_vs_unconstrained']:.2f}x){one}")
+    if report.get("skipped_steps"):
+        lines.append(skip_notice(report["skipped_steps"]))
+    return lines
 
 
 @click.group()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import checks, foreign, hw_flow, zoo
+from axe_deploy import checks, foreign, hw_flow, tools, zoo
 from axe_deploy.handoff import steps as handoff_steps
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
 from axe_deploy.config import FlowConfigError, check_export_bits, layer_values, model_label
@@ -82,7 +82,12 @@ def step_quantize(state: BuildState, cfg: dict) -> BuildState:
         infos = b.quantize(free, model=unconstrained_model, seed=cfg["flow"]["seed"], progress=False)
     else:
         infos = state.ptq
-    state.unconstrained_bits = {name: info.exact_bits for name, info in infos.items() if info is not None}
+    # one-stage widths: what the unconstrained quantization needs without tiles
+    state.unconstrained_bits = {name: info.outer_bits for name, info in infos.items() if info is not None}
+    if b.metric_name == "accuracy":  # cheap for the classifiers; the headline compares it
+        state.report["unconstrained"] = {
+            "accuracy": b.evaluate(unconstrained_model if infos is not state.ptq else b.quant_model),
+            "accumulator_bits": dict(state.unconstrained_bits)}
     return state
 
 
@@ -325,10 +330,15 @@ def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, fo
     and only if it is absent, empty or an earlier build (any folder with ``force``, never
     a project or home folder: :mod:`axe_deploy.outdir`)."""
     steps = check_flow(cfg, where)
+    skipped = tools.missing_tool_steps(steps, cfg)
+    steps = [s for s in steps if s not in skipped]
     with build_folder(out, flow=cfg["flow"]["name"], force=force) as tmp:
         state = BuildState(out=tmp, flow_dir=Path(where).parent,
                            report={"flow": cfg["flow"]["name"], "model": model_label(cfg), "config": cfg,
                                    "timings_s": {}})
+        if skipped:
+            progress(f"[axe-deploy] {tools.skip_notice(skipped)}")
+            state.report["skipped_steps"] = skipped
         for name in steps:
             start = time.perf_counter()
             progress(f"[axe-deploy] {name} ...")

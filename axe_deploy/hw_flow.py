@@ -22,7 +22,7 @@ from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import simulate
-from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, estimate_cycles
+from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, estimate_cycles
 from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
 from axe_deploy.hw.worst_case import run_worst_case
@@ -59,7 +59,8 @@ def step_lower(state, cfg):
     return state
 
 
-LAYER_KINDS = {MVAULayer: "MVAU", SlidingWindowLayer: "SlidingWindow", MaxPoolLayer: "MaxPool"}
+LAYER_KINDS = {MVAULayer: "MVAU", SlidingWindowLayer: "SlidingWindow", MaxPoolLayer: "MaxPool",
+               ReorderLayer: "Reorder"}
 
 
 def _layer_entry(layer) -> dict:
@@ -70,6 +71,9 @@ def _layer_entry(layer) -> dict:
             "PE": getattr(layer, "PE", None), "SIMD": getattr(layer, "SIMD", None),
             "num_vectors": layer.num_vectors if mvau else None,
             "accumulator_datatype": f"{'INT' if layer.acc_signed else 'UINT'}{layer.acc_bits}" if mvau else None,
+            "tile_size": layer.tile_size if mvau else None,
+            "outer_accumulator_datatype": (f"{'INT' if layer.acc_signed else 'UINT'}{layer.outer_bits}"
+                                           if mvau and layer.tile_size else None),
             "cycles_estimated": estimate_cycles(layer)}
 
 
@@ -120,6 +124,9 @@ def step_simulate(state, cfg):
     state.report["hardware"]["rtl_sim"] = {
         "simulator": result.simulator, "vectors": int(len(x)), "bit_exact_vectors": int(exact.sum()),
         "overflows": int(result.total_overflows), "overflows_per_layer": result.overflows,
+        "inner_overflows": int(sum(result.overflows.values())),
+        "outer_overflows": int(sum(result.outer_overflows.values())),
+        "outer_overflows_per_layer": result.outer_overflows,
         "cycles_measured": {"latency": result.latency, "interval": result.interval,
                             "total": result.total_cycles},
         "cycles_estimated": state.report["hardware"]["cycles_per_inference_estimated"],
@@ -137,7 +144,8 @@ def step_simulate(state, cfg):
 def _simulate_worst_case(state, cfg):
     """Every MVAU on its own on worst-case vectors: the register reaches exactly the
     annotated range with 0 overflows, and overflows one bit narrower (hw/worst_case.py)."""
-    annotated = {_attr(n, "layer_name"): tuple(json.loads(_attr(n, "accRange")))
+    # the range the output shows: the outer register's when tiled
+    annotated = {_attr(n, "layer_name"): tuple(json.loads(_attr(n, "outerAccRange") or _attr(n, "accRange")))
                  for n in hardware_nodes(state.hw["model"]) if n.op_type == "MVAU"}
     run = run_worst_case(state.hw["layers"], state.out / "rtl_worst_case", annotated,
                          simulator=cfg["hardware"]["simulator"])
@@ -152,15 +160,20 @@ def _simulate_worst_case(state, cfg):
 
 
 def _with_acc_bits(layers, bits_of):
-    return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True) if isinstance(l, MVAULayer) else l
-            for l in layers]
+    """The same network with one-stage accumulators of ``bits_of(layer)`` bits (signed)."""
+    return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True, tile_size=0, outer_bits=0)
+            if isinstance(l, MVAULayer) else l for l in layers]
 
 
 def step_synthesize(state, cfg):
     """yosys on the design, and on the same network with every accumulator 32 bits and
-    with the exact widths the unconstrained (not accumulator-aware) quantization needs."""
+    with the exact widths the unconstrained (not accumulator-aware) quantization needs;
+    a tiled design also one-stage with its own weights' exact widths (its outer widths)."""
     layers = state.hw["layers"]
     builds = {"synth": state.hw["design"]}
+    if cfg["hardware"]["compare_widths"] and any(getattr(l, "tile_size", 0) for l in layers):
+        builds["synth_one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
+                                              state.out / "rtl_variants" / "one_stage")
     if cfg["hardware"]["compare_widths"]:
         builds["synth_acc32"] = write_rtl(_with_acc_bits(layers, lambda l: 32), state.out / "rtl_variants" / "acc32")
         unconstrained = state.unconstrained_bits
@@ -183,6 +196,8 @@ def step_synthesize(state, cfg):
         hw["synth"]["mvau_luts"] = ours
         hw["lut_ratio_vs_acc32"] = ours / hw["synth_acc32"]["mvau_luts"]
         hw["lut_ratio_vs_unconstrained"] = ours / hw["synth_unconstrained"]["mvau_luts"]
+        if "synth_one_stage" in hw:
+            hw["lut_ratio_vs_one_stage"] = ours / hw["synth_one_stage"]["mvau_luts"]
         hw["unconstrained_accumulator_bits"] = {l.name: state.unconstrained_bits.get(l.name) for l in _mvaus(layers)}
     state.artifacts["rtl_variants"] = "rtl_variants/" if cfg["hardware"]["compare_widths"] else None
     return state

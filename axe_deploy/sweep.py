@@ -158,8 +158,11 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
         raise Infeasible(f"P={P} is infeasible for {cfg['model']['name']}: the inputs of a layer need "
                          f"P >= {p_min} for a single weight of +-1")
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
+    # the sweep sets P and T for every layer: per-layer targets of the flow file do not apply
+    layers = {p: {k: v for k, v in s.items() if k not in ("accumulator_bits", "tile_size")}
+              for p, s in q["layers"].items()}
     qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
-                accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T)
+                accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T, layers=layers)
     if method in UNCONSTRAINED:
         # the same coordinate-descent pass AXE gets, so the ceiling is a fair one
         qcfg["options"] = {"passes": 1, **(q.get("options") or {})}

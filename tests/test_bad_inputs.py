@@ -463,7 +463,8 @@ def test_collapse_at_9_bit_accumulators_is_reported(tmp_path):
     """The digits MLP at P = 9 falls to about chance: report.json and the summary say so."""
     sw = 'flow.steps=["build_models", "quantize", "export", "annotate", "validate", "report"]'
     result = CliRunner().invoke(main, ["run", str(DEFAULT), "--out", str(tmp_path / "b"), "--set", sw,
-                                       "--set", "quant.algorithm=gpfq", "--set", "quant.accumulator_bits=9"])
+                                       "--set", "quant.algorithm=gpfq", "--set", "quant.accumulator_bits=9",
+                                       "--set", "quant.layers={}"])  # without the default flow's per-layer P
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["metrics"]["quant_accuracy"] < 0.5 and len(report["warnings"]) == 1

@@ -44,7 +44,7 @@ def test_bad_flow_files_name_file_and_key(tmp_path, text, expected):
 def test_overrides_are_typed_and_checked():
     cfg = config.load(DEFAULT, ["quant.weight_bits=3", "quant.algorithm=gpfq", 'quant.layers."fc3".weight_bits=8'])
     assert cfg["quant"]["weight_bits"] == 3 and cfg["quant"]["algorithm"] == "gpfq"
-    assert cfg["quant"]["layers"] == {"fc3": {"weight_bits": 8}}
+    assert cfg["quant"]["layers"]["fc3"] == {"accumulator_bits": 10, "weight_bits": 8}  # merged into the file's
     with pytest.raises(config.FlowConfigError, match="quant.weight_bits"):
         config.load(DEFAULT, ["quant.weight_bits=abc"])
     with pytest.raises(config.FlowConfigError, match="section.key=value"):

@@ -53,7 +53,9 @@ class AbsorbTransposeIntoFlatten(Transformation):
     the transpose goes and the MVAU's weight rows are permuted from the (c, h, w) order of
     the NCHW flatten to the (h, w, c) order of the channels-last stream (FINN's
     RemoveCNVtoFCFlatten). A permutation of each output channel's weights: the exact
-    accumulator range, and so the annotation, is unchanged."""
+    accumulator range, and so the annotation, is unchanged. A tiled MVAU keeps its weights
+    in the (c, h, w) order its tiles run along and gets ``inputOrder`` instead, to take
+    the channels-last stream in that order."""
 
     def apply(self, model: ModelWrapper):
         for t in list(model.graph.node):
@@ -71,9 +73,14 @@ class AbsorbTransposeIntoFlatten(Transformation):
             C, H, W = shape[1:]
             if flat_shape[1] != C * H * W or _attr(mvau, "MW") != C * H * W:
                 continue
-            w = model.get_initializer(mvau.input[1])
-            model.set_initializer(mvau.input[1], np.ascontiguousarray(
-                w.reshape(C, H, W, -1).transpose(1, 2, 0, 3).reshape(w.shape)))
+            if _attr(mvau, "tileSize", 0):
+                c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+                order = ((h * W + w) * C + c).reshape(-1)
+                mvau.attribute.append(helper.make_attribute("inputOrder", [int(i) for i in order]))
+            else:
+                w = model.get_initializer(mvau.input[1])
+                model.set_initializer(mvau.input[1], np.ascontiguousarray(
+                    w.reshape(C, H, W, -1).transpose(1, 2, 0, 3).reshape(w.shape)))
             flat.input[0] = t.input[0]
             model.graph.node.remove(t)
             return model, True

@@ -15,7 +15,7 @@ from axe_deploy.dataflow.layout import (AbsorbTransposeIntoFlatten, AbsorbTransp
 from axe_deploy.dataflow.transforms import (DOMAIN, HW_OPS, CheckDataflow, ConvertInputQuant, ConvertLayersToMVAU,
                                             ConvertMaxPool, preprocess)
 from axe_deploy.graph import GraphError, _attr
-from axe_deploy.hw.spec import Layer, MaxPoolLayer, MVAULayer, SlidingWindowLayer
+from axe_deploy.hw.spec import Layer, MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer
 
 LOWERING = [
     ("convert_layers_to_mvau", ConvertLayersToMVAU),  # reads the input Quant's scale: first
@@ -48,40 +48,50 @@ def hardware_nodes(model: ModelWrapper) -> list:
     return [n for n in model.graph.node if n.domain == DOMAIN and n.op_type in HW_OPS]
 
 
-def _layer(model: ModelWrapper, node) -> Layer:
+def _layers(model: ModelWrapper, node) -> list[Layer]:
+    """The hardware layer(s) of one dataflow node: an MVAU with an ``inputOrder`` is a
+    reorder followed by the MVAU."""
     if node.op_type == "MVAU":
         acc = DataType[_attr(node, "accDataType")]
         inp = DataType[_attr(node, "inputDataType")]
         w = DataType[_attr(node, "weightDataType")]
         thresholds = _init(model, node.input[2]) if len(node.input) > 2 else None
-        return MVAULayer(
-            name=_attr(node, "layer_name"), MW=_attr(node, "MW"), MH=_attr(node, "MH"),
+        tile = _attr(node, "tileSize", 0)
+        name, vectors = _attr(node, "layer_name"), _attr(node, "numInputVectors")
+        mvau = MVAULayer(
+            name=name, MW=_attr(node, "MW"), MH=_attr(node, "MH"),
             SIMD=_attr(node, "SIMD"), PE=_attr(node, "PE"), input_bits=inp.bitwidth(),
             input_signed=inp.signed(), weight_bits=w.bitwidth(), acc_bits=acc.bitwidth(),
             acc_signed=acc.signed(), weights=_init(model, node.input[1]).T,
-            thresholds=thresholds, num_vectors=_attr(node, "numInputVectors"), act_val=_attr(node, "ActVal", 0))
+            thresholds=thresholds, num_vectors=vectors, act_val=_attr(node, "ActVal", 0), tile_size=tile,
+            outer_bits=DataType[_attr(node, "outerAccDataType")].bitwidth() if tile else 0)
+        order = _attr(node, "inputOrder")
+        if order is None:
+            return [mvau]
+        return [ReorderLayer(name=f"{name}_reorder", N=mvau.MW, bits=inp.bitwidth(), signed=inp.signed(),
+                             order=np.asarray(order), num_vectors=vectors), mvau]
     if node.op_type == "ConvolutionInputGenerator":
         dt = DataType[_attr(node, "inputDataType")]
         H, W = _attr(node, "IFMDim")
-        return SlidingWindowLayer(
+        return [SlidingWindowLayer(
             name=_attr(node, "layer_name"), H=H, W=W, C=_attr(node, "IFMChannels"), K=_attr(node, "ConvKernelDim"),
             SIMD=_attr(node, "SIMD"), bits=dt.bitwidth(), signed=dt.signed(), stride=_attr(node, "Stride"),
-            pad=_attr(node, "Padding"))
+            pad=_attr(node, "Padding"))]
     dt = DataType[_attr(node, "dataType")]
     H, W = _attr(node, "ImgDim")
-    return MaxPoolLayer(name=_attr(node, "layer_name"), H=H, W=W, C=_attr(node, "NumChannels"),
-                        PE=_attr(node, "PE"), bits=dt.bitwidth(), signed=dt.signed())
+    return [MaxPoolLayer(name=_attr(node, "layer_name"), H=H, W=W, C=_attr(node, "NumChannels"),
+                         PE=_attr(node, "PE"), bits=dt.bitwidth(), signed=dt.signed())]
 
 
 def hw_layers(model: ModelWrapper) -> list[Layer]:
-    """Every hardware layer (sliding window, MVAU, max-pool) as a spec, in stream order,
-    with its current folding: what write_rtl, simulate and synthesize take."""
-    return [_layer(model, node) for node in hardware_nodes(model)]
+    """Every hardware layer (sliding window, reorder, MVAU, max-pool) as a spec, in stream
+    order, with its current folding: what write_rtl, simulate and synthesize take."""
+    return [layer for node in hardware_nodes(model) for layer in _layers(model, node)]
 
 
 def set_folding(model: ModelWrapper, layers: list[Layer]) -> None:
     """Write the PE/SIMD of ``layers`` back into the dataflow nodes of the same names."""
-    by_name = {l.name: l for l in layers}
+    by_name = {l.name: l for l in layers if not isinstance(l, ReorderLayer)}
     for node in hardware_nodes(model):
         layer = by_name[_attr(node, "layer_name")]
         for a in node.attribute:
@@ -105,9 +115,12 @@ def execute_dataflow(model: ModelWrapper, x: np.ndarray) -> dict[str, np.ndarray
             perm = _attr(node, "perm")
             out = out.transpose(perm) if perm is not None else out
         elif op in HW_OPS:
-            layer = _layer(model, node)
-            rows = a.shape[1:-1] if op == "MVAU" else (layer.OH, layer.OW)
-            out = layer.reference(a.reshape(n, -1)).reshape(n, *rows, -1)
+            layers = _layers(model, node)
+            rows = a.shape[1:-1] if op == "MVAU" else (layers[0].OH, layers[0].OW)
+            out = a.reshape(n, -1)
+            for layer in layers:
+                out = layer.reference(out)
+            out = out.reshape(n, *rows, -1)
         elif op == "ChannelwiseAffine":
             out = a * _init(model, node.input[1]).astype(np.float64) + _init(model, node.input[2]).astype(np.float64)
         elif op == "onnx.Transpose":

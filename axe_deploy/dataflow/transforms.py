@@ -8,7 +8,10 @@ the ``axe_deploy.dataflow`` domain, or a shape-only op. The nodes:
   interface of the accelerator;
 - ``MVAU(x, W[MW, MH], T[MH, n])`` (FINN's attribute names): acc = x·W in the register
   ``accDataType`` (from the annotation), out = #{thresholds <= acc}, or acc itself with
-  ``noActivation = 1``;
+  ``noActivation = 1``; with ``tileSize`` T > 0 (multi-stage accumulation) every tile of
+  T consecutive rows of W is summed in ``accDataType`` and the tile sums in
+  ``outerAccDataType``; ``inputOrder`` (optional) permutes each input vector first,
+  x'[j] = x[inputOrder[j]], so that the tiles see the annotation's [C, kh, kw] order;
 - ``ChannelwiseAffine(acc, scale[MH], bias[MH])``: y = acc·scale + bias (along the last
   axis), the float output of a last layer;
 - ``ConvolutionInputGenerator(x[n, H, W, C])`` (FINN's name; ``SlidingWindowLayer``):
@@ -258,6 +261,12 @@ class ConvGeometry:
     OH = property(lambda self: (self.H + 2 * self.pad - self.K) // self.stride + 1)
     OW = property(lambda self: (self.W + 2 * self.pad - self.K) // self.stride + 1)
 
+    def window_positions(self) -> np.ndarray:
+        """For each column of the graph's (c, kh, kw) order, its position in the (kh, kw, c)
+        window the sliding-window generator emits."""
+        c, kh, kw = np.meshgrid(np.arange(self.C), np.arange(self.K), np.arange(self.K), indexing="ij")
+        return ((kh * self.K + kw) * self.C + c).reshape(-1)
+
     def channels_last_columns(self, q: np.ndarray) -> np.ndarray:
         """Weight rows [M, C·K·K] in the graph's (c, kh, kw) order -> (kh, kw, c), the order
         in which the sliding-window generator emits a window. A permutation of each row:
@@ -293,7 +302,11 @@ class ConvertLayersToMVAU(Transformation):
     output pixel, ``numInputVectors`` = OH·OW, weight columns in (kh, kw, c) order) ->
     [ChannelwiseAffine] -> Transpose(to NCHW). Padding is the integer 0 made by the
     generator; it equals the graph's zero padding because every Quant here has zero point
-    0 (graph.py refuses others), so it adds nothing to the accumulator."""
+    0 (graph.py refuses others), so it adds nothing to the accumulator.
+
+    A tiled layer (annotated ``tile_size`` > 0) keeps its weight columns in the graph's
+    order, along which the annotation's tiles run; a Conv's MVAU then gets ``inputOrder``
+    to take its (kh, kw, c) window in (c, kh, kw) order."""
 
     def apply(self, model: ModelWrapper):
         for layer in reversed(quant_layers(model)):  # reversed: node indices stay valid
@@ -303,9 +316,6 @@ class ConvertLayersToMVAU(Transformation):
                 raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
                                  f"accumulator annotation; run the annotate step first")
             check_annotation(layer, props)
-            if props.get("tile_size", "0") != "0":
-                raise GraphError(f"layer '{layer.layer_name}': multi-stage accumulation (tile_size "
-                                 f"{props['tile_size']}) has no MVAU datapath yet; set quant.tile_size = 0")
             self._convert(model, node, layer, props)
         _remove_dead_nodes(model)
         return model, False
@@ -321,12 +331,19 @@ class ConvertLayersToMVAU(Transformation):
             mul, add, after, affine = np.ones(layer.M), np.zeros(layer.M), node.output[0], []  # not absorbed
         s_w, bias = s_w * mul, bias * mul + add  # the real output is s_x·s_w·acc + bias, per channel
         name, q, vectors = layer.layer_name, layer.q, 1
+        tiled = int(props.get("tile_size", "0")) > 0
+        tiles = dict(tileSize=int(props["tile_size"]), outerAccDataType=props["outer_accumulator_datatype"],
+                     outerAccRange=props["outer_accumulator_range"]) if tiled else {}
         end = act.output[0] if act is not None else after
         x_in, y_out = node.input[0], end
         pre, post = [], []
         if node.op_type == "Conv":
             g = conv_geometry(model, node)
-            q, vectors = g.channels_last_columns(q), g.OH * g.OW
+            vectors = g.OH * g.OW
+            if not tiled:
+                q = g.channels_last_columns(q)
+            elif g.C > 1:  # with one channel the two orders are the same
+                tiles["inputOrder"] = [int(i) for i in g.window_positions()]
             nhwc, win, y_out = (model.make_new_valueinfo_name() for _ in range(3))
             pre = [_transpose(model, x_in, nhwc, TO_NHWC, f"Transpose_{name}_in"),
                    helper.make_node("ConvolutionInputGenerator", [nhwc], [win], name=f"SWG_{name}",
@@ -339,7 +356,7 @@ class ConvertLayersToMVAU(Transformation):
         common = dict(domain=DOMAIN, MW=layer.K, MH=layer.M, SIMD=1, PE=1, numInputVectors=vectors,
                       inputDataType=layer.input.datatype, weightDataType=layer.weight.datatype,
                       accDataType=props["accumulator_datatype"], accRange=props["accumulator_range"],
-                      layer_name=name, mem_mode="internal_embedded")
+                      layer_name=name, mem_mode="internal_embedded", **tiles)
         w_name = model.make_new_valueinfo_name()
         model.set_initializer(w_name, q.T.astype(np.int64).copy())
         pos = list(model.graph.node).index(node)
@@ -365,11 +382,12 @@ class ConvertLayersToMVAU(Transformation):
             s_name, b_name = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
             model.set_initializer(s_name, (s_x * s_w).astype(np.float32))
             model.set_initializer(b_name, bias.astype(np.float32))
+            out_type = props["outer_accumulator_datatype"] if tiled else props["accumulator_datatype"]
             new = [helper.make_node("MVAU", [x_in, w_name], [acc], name=f"MVAU_{name}", ActVal=0,
-                                    noActivation=1, outputDataType=props["accumulator_datatype"], **common),
+                                    noActivation=1, outputDataType=out_type, **common),
                    helper.make_node("ChannelwiseAffine", [acc, s_name, b_name], [y_out],
                                     name=f"ChannelwiseAffine_{name}", domain=DOMAIN)]
-            model.set_tensor_datatype(acc, DataType[props["accumulator_datatype"]])
+            model.set_tensor_datatype(acc, DataType[out_type])
             removed = [node] + affine
         new = pre + new + [_transpose(model, src, dst, TO_NCHW, f"Transpose_{name}_out") for src, dst in post]
         for i, n in enumerate(new):

@@ -6,15 +6,18 @@ every layer takes at most T. Per layer the cheapest folding that meets T is chos
 cost proxy being the number of parallel lanes (PE*SIMD for an MVAU, SIMD for a sliding
 window, PE for a pool); among equally cheap MVAU foldings the one with the larger SIMD
 wins (fewer accumulators and threshold comparators, as FINN's SetFolding prefers).
+A tiled MVAU (multi-stage accumulation) only takes a SIMD that divides its tile size, so
+that every tile is a whole number of folds; a reorder has no knob (one element a cycle).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from .spec import Layer, MaxPoolLayer, MVAULayer, SlidingWindowLayer, estimate_cycles
+from .spec import Layer, MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, estimate_cycles
 
-FOLD_KEYS = {MVAULayer: ("PE", "SIMD"), SlidingWindowLayer: ("SIMD",), MaxPoolLayer: ("PE",)}
+FOLD_KEYS = {MVAULayer: ("PE", "SIMD"), SlidingWindowLayer: ("SIMD",), MaxPoolLayer: ("PE",),
+             ReorderLayer: ()}
 
 
 def _divisors(n: int) -> list[int]:
@@ -24,15 +27,20 @@ def _divisors(n: int) -> list[int]:
 def _candidates(layer: Layer) -> list[dict]:
     """Every legal folding of ``layer``, cheapest first."""
     if isinstance(layer, MVAULayer):
-        pairs = [(pe, simd) for pe in _divisors(layer.MH) for simd in _divisors(layer.MW)]
+        pairs = [(pe, simd) for pe in _divisors(layer.MH) for simd in _divisors(layer.MW)
+                 if not layer.tile_size or layer.tile_size % simd == 0]
         pairs.sort(key=lambda ps: (ps[0] * ps[1], -ps[1]))
         return [dict(PE=pe, SIMD=simd) for pe, simd in pairs]
+    if isinstance(layer, ReorderLayer):
+        return [{}]
     key = FOLD_KEYS[type(layer)][0]
     return [{key: d} for d in _divisors(layer.C)]
 
 
 def _override(layer: Layer, value) -> dict:
     keys = FOLD_KEYS[type(layer)]
+    if not keys:
+        raise ValueError(f"layer '{layer.name}' (a reorder) has no folding to override")
     if isinstance(value, dict):
         fold = dict(value)
     elif isinstance(value, int):
@@ -90,9 +98,10 @@ def choose_folding(layers: list[Layer], target_cycles: int | None = None, *,
                     break
             else:
                 fastest = dataclasses.replace(layer, **_candidates(layer)[-1])
+                how = ", ".join(f"{k}={getattr(fastest, k)}" for k in FOLD_KEYS[type(layer)]) \
+                    or "one element a cycle, a reorder in front of a tiled MVAU"
                 raise ValueError(
-                    f"layer '{layer.name}': even the fastest folding "
-                    f"({', '.join(f'{k}={getattr(fastest, k)}' for k in FOLD_KEYS[type(layer)])}) "
+                    f"layer '{layer.name}': even the fastest folding ({how}) "
                     f"takes {estimate_cycles(fastest)} cycles per image > target {target_cycles}; "
                     "relax the target (fewer images per second or a faster clock)")
     return out

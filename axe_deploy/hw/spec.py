@@ -14,6 +14,12 @@ Conv layout contract: a convolution is ``SlidingWindowLayer`` + ``MVAULayer`` wi
 order, so the MVAU's weight columns must be ordered (kh, kw, c), i.e. a PyTorch
 ``[OC, C, kh, kw]`` weight becomes ``w.transpose(0, 2, 3, 1).reshape(OC, -1)``. Padding
 is done by the sliding-window module (integer 0 outside the image), not by the lowering.
+
+Multi-stage accumulation (``MVAULayer.tile_size`` T > 0): the MVAU's weight columns are
+in the order the annotation tiles (consecutive chunks of T along K, DESIGN.md §4); where
+the stream brings the inputs in another order (a convolution's (kh, kw, c) windows, a
+channels-last flatten), a ``ReorderLayer`` in front of the MVAU permutes every vector
+into the tile order, so each tile's inputs reach the MVAU as consecutive folds.
 """
 
 from __future__ import annotations
@@ -27,13 +33,22 @@ import numpy as np
 # Cycles from an input beat's acceptance to the first result it can affect, per layer kind
 # (register stages of the RTL modules).
 MVAU_PIPELINE_DEPTH = 4
+TILED_MVAU_PIPELINE_DEPTH = 5  # one more register stage: tile sum into the outer accumulator
 SWG_PIPELINE_DEPTH = 2
 POOL_PIPELINE_DEPTH = 1
+REORDER_PIPELINE_DEPTH = 1  # plus one vector: it is written whole before it is read
 MAX_ACC_BITS = 62  # the simulation's shadow accumulator and the reference are 64-bit
 
 
 def _register_range(bits: int, signed: bool) -> tuple[int, int]:
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+
+
+def wrap(values: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """``values`` (int64) reduced into a ``bits``-wide register, as two's complement
+    hardware does: identity where they fit."""
+    v = np.asarray(values, dtype=np.int64) & ((1 << bits) - 1)
+    return v - (v >> (bits - 1) << bits) if signed else v
 
 
 def _check_divides(name: str, what: str, fold: int, total: int) -> None:
@@ -48,7 +63,11 @@ class MVAULayer:
     vectors of MW integers per image.
 
     ``acc_bits``/``acc_signed`` come from the graph annotation and are the register width
-    that is built, exactly. ``thresholds`` [MH, n_thr] (non-decreasing per row): output =
+    that is built, exactly. ``tile_size`` T > 0 (multi-stage accumulation): every tile of
+    T consecutive columns is summed in an inner register of ``acc_bits`` (the annotated
+    inner width), each tile sum is added into an outer register of ``outer_bits`` (the
+    annotated outer width), and the outer register is what the thresholds see; SIMD must
+    divide T, so that tiles are whole folds. ``thresholds`` [MH, n_thr] (non-decreasing per row): output =
     number of thresholds <= accumulator, unsigned, ``ceil(log2(n_thr + 1))`` bits;
     thresholds may lie outside the register's range. ``None``: the accumulator is the
     output (last layer). ``num_vectors``: vectors per image (OH*OW for a convolution).
@@ -72,6 +91,8 @@ class MVAULayer:
     num_vectors: int = 1
     ram_style: str = "auto"
     act_val: int = 0  # FINN's ActVal: added to the threshold count (signed activations: its minimum)
+    tile_size: int = 0
+    outer_bits: int = 0
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights)
@@ -94,6 +115,20 @@ class MVAULayer:
                              "must be >= 1")
         _check_divides(self.name, "SIMD", self.SIMD, self.MW)
         _check_divides(self.name, "PE", self.PE, self.MH)
+        if self.tile_size:
+            if not 0 < self.tile_size < self.MW:
+                raise ValueError(f"layer '{self.name}': tile_size={self.tile_size} must be in "
+                                 f"(0, MW={self.MW}); a tile of the whole row is one stage (0)")
+            if self.tile_size % self.SIMD:
+                raise ValueError(f"layer '{self.name}': SIMD={self.SIMD} does not divide "
+                                 f"tile_size={self.tile_size}; tiles must be whole folds: choose "
+                                 f"SIMD dividing {self.tile_size}")
+            if not self.acc_bits <= self.outer_bits <= MAX_ACC_BITS:
+                raise ValueError(f"layer '{self.name}': outer_bits={self.outer_bits} must be in "
+                                 f"[acc_bits={self.acc_bits}, {MAX_ACC_BITS}]")
+        elif self.outer_bits:
+            raise ValueError(f"layer '{self.name}': outer_bits={self.outer_bits} without a "
+                             "tile_size; one stage has one register (acc_bits)")
         if self.ram_style not in ("auto", "block", "distributed"):
             raise ValueError(f"layer '{self.name}': ram_style '{self.ram_style}' is not one of "
                              "'auto', 'block', 'distributed'")
@@ -115,9 +150,18 @@ class MVAULayer:
         return 0 if self.thresholds is None else self.thresholds.shape[1]
 
     @property
+    def result_bits(self) -> int:
+        """Width of the register the thresholds (or the output) see: the outer one when tiled."""
+        return self.outer_bits if self.tile_size else self.acc_bits
+
+    @property
+    def n_tiles(self) -> int:
+        return -(-self.MW // self.tile_size) if self.tile_size else 1
+
+    @property
     def output_bits(self) -> int:
         if self.thresholds is None:
-            return self.acc_bits
+            return self.result_bits
         if self.act_val < 0:  # the signed register that holds [act_val, act_val + n_thr]
             hi = self.act_val + self.n_thresholds
             return max((-self.act_val - 1).bit_length(), hi.bit_length() if hi > 0 else 0) + 1
@@ -221,14 +265,52 @@ class MaxPoolLayer:
         return x.reshape(len(x), -1)
 
 
-Layer = Union[MVAULayer, SlidingWindowLayer, MaxPoolLayer]
+@dataclass
+class ReorderLayer:
+    """Permutes every vector of N elements: out[j] = in[order[j]], one element a beat in
+    and out. In front of a tiled MVAU it brings the stream into the order the accumulator
+    tiles follow (``num_vectors`` vectors an image, as the MVAU's)."""
+
+    name: str
+    N: int
+    bits: int
+    signed: bool
+    order: np.ndarray
+    num_vectors: int = 1
+
+    def __post_init__(self):
+        self.order = np.asarray(self.order, dtype=np.int64)
+        if self.N < 1 or self.bits < 1 or self.num_vectors < 1:
+            raise ValueError(f"layer '{self.name}': N, bits and num_vectors must be >= 1")
+        if not np.array_equal(np.sort(self.order), np.arange(self.N)):
+            raise ValueError(f"layer '{self.name}': order is not a permutation of range({self.N})")
+
+    input_bits = property(lambda self: self.bits)
+    input_signed = property(lambda self: self.signed)
+    output_bits = property(lambda self: self.bits)
+    output_signed = property(lambda self: self.signed)
+    in_lanes = property(lambda self: 1)
+    out_lanes = property(lambda self: 1)
+    in_elems = property(lambda self: self.num_vectors * self.N)
+    out_elems = property(lambda self: self.num_vectors * self.N)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        return x.reshape(-1, self.N)[:, self.order].reshape(len(x), -1)
+
+
+Layer = Union[MVAULayer, SlidingWindowLayer, MaxPoolLayer, ReorderLayer]
 
 
 def mvau_reference(layer: MVAULayer, x_int: np.ndarray) -> np.ndarray:
     """Reference semantics of one MVAU: ``x_int`` [n, MW] -> [n, MH] int64.
 
-    The accumulator is the exact int64 dot product (what a register of ``acc_bits`` holds
-    when nothing overflows); with thresholds the output is the number of thresholds <= it.
+    One stage: the accumulator is the exact int64 dot product (what a register of
+    ``acc_bits`` holds when nothing overflows). Tiled: the hardware's two-level sums, each
+    tile's sum in the inner register (``acc_bits``), added into the outer register
+    (``outer_bits``), both wrapping as two's complement registers do, so the reference
+    equals the RTL even where a register is too narrow. With thresholds the output is the
+    number of thresholds <= the (outer) accumulator.
     """
     x = np.asarray(x_int)
     if x.ndim != 2 or x.shape[1] != layer.MW:
@@ -242,7 +324,14 @@ def mvau_reference(layer: MVAULayer, x_int: np.ndarray) -> np.ndarray:
         raise ValueError(f"layer '{layer.name}': input in [{x64.min()}, {x64.max()}] outside "
                          f"the {layer.input_bits}-bit "
                          f"{'signed' if layer.input_signed else 'unsigned'} range [{lo}, {hi}]")
-    acc = x64 @ layer.weights.T
+    if layer.tile_size:
+        acc = np.zeros((len(x64), layer.MH), dtype=np.int64)
+        for start in range(0, layer.MW, layer.tile_size):
+            cols = slice(start, start + layer.tile_size)
+            inner = wrap(x64[:, cols] @ layer.weights[:, cols].T, layer.acc_bits, layer.acc_signed)
+            acc = wrap(acc + inner, layer.outer_bits, layer.acc_signed)
+    else:
+        acc = x64 @ layer.weights.T
     if layer.thresholds is None:
         return acc
     return layer.act_val + (acc[:, :, None] >= layer.thresholds[None, :, :]).sum(axis=2).astype(np.int64)
@@ -276,10 +365,12 @@ def check_chain(layers: list[Layer]) -> None:
 
 def estimate_cycles(layer: Layer) -> int:
     """Initiation interval of one image in cycles: MW/SIMD * MH/PE per vector for an MVAU,
-    the larger of input and output beats for a sliding window, input beats for a pool.
+    one per element for a reorder, the larger of input and output beats for a sliding window, input beats for a pool.
     The throughput of a chain is clock / max over its layers (with FIFOs between them)."""
     if isinstance(layer, MVAULayer):
         return layer.num_vectors * (layer.MW // layer.SIMD) * (layer.MH // layer.PE)
+    if isinstance(layer, ReorderLayer):
+        return layer.in_elems
     beats_in = layer.in_elems // layer.in_lanes
     if isinstance(layer, SlidingWindowLayer):
         return max(beats_in, layer.out_elems // layer.out_lanes)
@@ -289,6 +380,10 @@ def estimate_cycles(layer: Layer) -> int:
 def estimate_latency(layer: Layer) -> int:
     """Cycles from a layer's first input beat to its last output beat of one image when
     nothing stalls: the initiation interval plus the pipeline depth of its module."""
-    depth = {MVAULayer: MVAU_PIPELINE_DEPTH, SlidingWindowLayer: SWG_PIPELINE_DEPTH,
-             MaxPoolLayer: POOL_PIPELINE_DEPTH}[type(layer)]
+    if isinstance(layer, MVAULayer):
+        depth = TILED_MVAU_PIPELINE_DEPTH if layer.tile_size else MVAU_PIPELINE_DEPTH
+    elif isinstance(layer, ReorderLayer):
+        depth = REORDER_PIPELINE_DEPTH + layer.N
+    else:
+        depth = {SlidingWindowLayer: SWG_PIPELINE_DEPTH, MaxPoolLayer: POOL_PIPELINE_DEPTH}[type(layer)]
     return estimate_cycles(layer) + depth

@@ -2,10 +2,12 @@
 
 ``write_rtl(layers, folder)`` writes into ``folder``:
 - the generic modules it uses (``axe_mvau.v`` with ``axe_rom.v``, ``axe_swg.v``,
-  ``axe_maxpool.v``, ``axe_dwc.v``, ``axe_fifo.v``, copied from the package);
+  ``axe_maxpool.v``, ``axe_reorder.v``, ``axe_dwc.v``, ``axe_fifo.v``, copied from the
+  package);
 - per layer ``<top>_<name>.v``, a wrapper module of that name that fixes the generic
   module's parameters (synthesizable on its own), and for an MVAU its
-  ``<top>_<name>_weights.hex`` / ``_thresholds.hex`` ROM images;
+  ``<top>_<name>_weights.hex`` / ``_thresholds.hex`` ROM images, for a reorder its
+  ``<top>_<name>_order.hex``;
 - ``<top>.v``, the stitched top: layers in order, a data-width converter wherever one
   layer's lanes differ from the next one's, and a FIFO of one input vector in front of
   every MVAU that follows another layer (so the producer can work on the next vector while
@@ -26,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import Layer, MaxPoolLayer, MVAULayer, SlidingWindowLayer, check_chain
+from .spec import Layer, MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, check_chain
 
 RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
 CORE_FILES = {MVAULayer: ("axe_rom.v", "axe_mvau.v"), SlidingWindowLayer: ("axe_swg.v",),
-              MaxPoolLayer: ("axe_maxpool.v",)}
+              MaxPoolLayer: ("axe_maxpool.v",), ReorderLayer: ("axe_reorder.v",)}
 
 
 @dataclass
@@ -85,9 +87,10 @@ def weight_words(layer: MVAULayer) -> np.ndarray:
 
 def threshold_words(layer: MVAULayer) -> np.ndarray:
     """Threshold ROM contents [NF, PE*n_thr], each threshold clamped to
-    [register min, register max + 1]: below the range it is always reached, above never,
-    and the comparison on acc_bits + 1 bits stays exact."""
-    P = layer.acc_bits
+    [register min, register max + 1] of the register it is compared with (the outer one
+    when tiled): below the range it is always reached, above never, and the comparison on
+    result_bits + 1 bits stays exact."""
+    P = layer.result_bits
     lo, hi = (-(2 ** (P - 1)), 2 ** (P - 1)) if layer.acc_signed else (0, 2**P)
     t = np.clip(layer.thresholds, lo, hi)
     NF = layer.MH // layer.PE
@@ -122,17 +125,23 @@ def _core_params(layer: Layer, module: str, folder: Path) -> tuple[str, dict]:
         (folder / wfile).write_text("\n".join(words) + "\n")
         if layer.thresholds is not None:
             (folder / tfile).write_text(
-                "\n".join(pack_words(threshold_words(layer), layer.acc_bits + 1)) + "\n")
+                "\n".join(pack_words(threshold_words(layer), layer.result_bits + 1)) + "\n")
         return "axe_mvau", dict(
             MW=layer.MW, MH=layer.MH, SIMD=layer.SIMD, PE=layer.PE, IN_BITS=layer.input_bits,
             IN_SIGNED=int(layer.input_signed), W_BITS=layer.weight_bits, ACC_BITS=layer.acc_bits,
-            ACC_SIGNED=int(layer.acc_signed), N_THR=layer.n_thresholds,
+            ACC_SIGNED=int(layer.acc_signed), TILE=layer.tile_size,
+            OUTER_BITS=layer.result_bits, N_THR=layer.n_thresholds,
             **({"ACT_VAL": layer.act_val, "OUT_BITS": layer.output_bits} if layer.act_val else {}),
             WEIGHT_FILE=f'"{wfile}"', THRESH_FILE=f'"{tfile}"',
             WEIGHT_ROM_STYLE=rom_style(layer.ram_style, NF * SF,
                                        layer.PE * layer.SIMD * layer.weight_bits),
             THRESH_ROM_STYLE=rom_style(layer.ram_style, NF,
-                                       layer.PE * layer.n_thresholds * (layer.acc_bits + 1)))
+                                       layer.PE * layer.n_thresholds * (layer.result_bits + 1)))
+    if isinstance(layer, ReorderLayer):
+        ofile = f"{module}_order.hex"
+        address_bits = max(1, (layer.N - 1).bit_length())
+        (folder / ofile).write_text("\n".join(pack_words(layer.order[:, None], address_bits)) + "\n")
+        return "axe_reorder", dict(N=layer.N, BITS=layer.bits, ORDER_FILE=f'"{ofile}"')
     if isinstance(layer, SlidingWindowLayer):
         return "axe_swg", dict(H=layer.H, W=layer.W, C=layer.C, K=layer.K, STRIDE=layer.stride,
                                PAD=layer.pad, SIMD=layer.SIMD, BITS=layer.bits)

@@ -8,7 +8,9 @@ tile of T inputs, for multi-stage accumulation) to its exact minimum and maximum
 (``worst_case_vectors``). The layer is built with its thresholds off, so its output is the
 accumulator register itself: the outputs must equal the exact dot products, their range the
 annotated ``[lo, hi]`` endpoints, with 0 overflows; the same layer one bit narrower must
-overflow (its shadow counter counts and its outputs wrap). All layers and their narrower
+overflow (its shadow counter counts and its outputs wrap). A tiled layer's output is its
+outer register (annotated outer range); its inner register is shown sufficient by 0 inner
+overflows and insufficient one bit narrower, on the vectors that reach the extreme tiles. All layers and their narrower
 twins share one testbench: one simulator build.
 """
 
@@ -80,6 +82,8 @@ class LayerWorstCase:
     narrower_bits: int | None     # one bit fewer (None for a 1-bit accumulator)
     narrower_overflows: int | None
     narrower_wrong_outputs: int | None
+    tile_size: int = 0
+    outer_bits: int = 0
 
     @property
     def passed(self) -> bool:
@@ -91,7 +95,9 @@ class LayerWorstCase:
     @property
     def detail(self) -> str:
         lo, hi = self.observed_range
-        text = (f"{self.name}: register range [{lo}, {hi}] "
+        tiles = (f" (tiles of {self.tile_size} in INT{self.accumulator_bits}, their sums in the outer "
+                 f"register of INT{self.outer_bits})" if self.tile_size else "")
+        text = (f"{self.name}{tiles}: register range [{lo}, {hi}] "
                 f"{'=' if self.observed_range == self.annotated_range else '!='} annotated "
                 f"{list(self.annotated_range)} at {self.accumulator_bits} bits, "
                 f"{self.wrong_outputs}/{self.vectors} vectors wrong, {self.overflows} overflows")
@@ -127,12 +133,13 @@ def run_worst_case(layers: list, folder, annotated_ranges: dict[str, tuple[int, 
         raw = dataclasses.replace(layer, thresholds=None, num_vectors=1)
         wc = worst_case_vectors(layer.weights, *input_bounds(layer.input_bits, layer.input_signed))
         exact = partial_sums(layer.weights, wc.vectors)[:, :, 0]
+        tile_sums = partial_sums(layer.weights, wc.vectors, layer.tile_size)  # what the (inner) register holds
         designs.append(write_rtl([raw], folder, top=f"wc{i}"))
         inputs.append(wc.vectors)
         narrow = None
         if layer.acc_bits > 1:
-            # the vectors that reach the layer's lowest and highest sums
-            picks = np.unique([exact.min(axis=1).argmin(), exact.max(axis=1).argmax()])
+            # the vectors that reach the layer's lowest and highest (tile) sums
+            picks = np.unique([tile_sums.min(axis=(1, 2)).argmin(), tile_sums.max(axis=(1, 2)).argmax()])
             narrow = picks
             designs.append(write_rtl([dataclasses.replace(raw, acc_bits=layer.acc_bits - 1)], folder,
                                      top=f"wc{i}_narrow"))
@@ -146,8 +153,9 @@ def run_worst_case(layers: list, folder, annotated_ranges: dict[str, tuple[int, 
                      annotated_range=tuple(int(v) for v in annotated_ranges[layer.name]),
                      observed_range=(int(res.outputs.min(initial=0)), int(res.outputs.max(initial=0))),
                      vectors=len(exact), wrong_outputs=_wrong(res.outputs, exact),
-                     overflows=res.overflows[layer.name],
-                     narrower_bits=None, narrower_overflows=None, narrower_wrong_outputs=None)
+                     overflows=res.overflows[layer.name] + res.outer_overflows[layer.name],
+                     narrower_bits=None, narrower_overflows=None, narrower_wrong_outputs=None,
+                     tile_size=layer.tile_size, outer_bits=layer.outer_bits)
         if narrow is not None:
             res = next(results)
             entry.update(narrower_bits=layer.acc_bits - 1, narrower_overflows=res.overflows[layer.name],

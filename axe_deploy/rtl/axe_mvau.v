@@ -13,18 +13,26 @@
 // the register's range compares exactly (always / never reached).
 // Output: number of thresholds <= acc (N_THR > 0), or the accumulator itself (N_THR = 0).
 //
+// Multi-stage accumulation (TILE > 0; TILE a multiple of SIMD, so a tile is TILE/SIMD whole
+// folds): the accumulator above is the inner register, restarted at every tile of TILE
+// consecutive elements; at the end of a tile its value is added, one pipeline stage later,
+// into an outer register of exactly OUTER_BITS, which is what the thresholds (or the output)
+// see. The tile sum reaches the outer register sign- (ACC_SIGNED) or zero-extended, and the
+// outer sum is taken modulo 2^OUTER_BITS like the inner one.
+//
 // ROMs (axe_rom; *_ROM_STYLE 0: the tool's choice, 1: block RAM, 2: distributed RAM):
 // WEIGHT_FILE holds SF*NF words of PE*SIMD*W_BITS bits (address nf*SF + sf, lane p,
 // element s at bits [(p*SIMD + s)*W_BITS +: W_BITS]); THRESH_FILE holds NF words of
-// PE*N_THR*(ACC_BITS+1) bits (lane p, threshold i at [(p*N_THR + i)*(ACC_BITS+1) +: ...]).
+// PE*N_THR*(RES_BITS+1) bits (RES_BITS: OUTER_BITS when tiled, else ACC_BITS) (lane p, threshold i at [(p*N_THR + i)*(ACC_BITS+1) +: ...]).
 //
 // Pipeline: issue (operand registers, weight ROM read) -> MAC (accumulators, threshold ROM
-// read on the last fold step) -> compare -> output register. Every stage holds while the
+// read on the last fold step) [-> outer accumulator when tiled] -> compare -> output register. Every stage holds while the
 // output register is full and not taken (en = 0).
 //
-// Simulation only (`define AXE_SIM_OVERFLOW): a 64-bit shadow accumulator per lane
-// counts, in ovf_count, the output values whose accumulation ever left the register's
-// range.
+// Simulation only (`define AXE_SIM_OVERFLOW): 64-bit shadow accumulators per lane count,
+// in ovf_count, the output values whose (tile) accumulation ever left the inner register's
+// range and, in ovf_outer_count (tiled only), those whose sum of tile sums ever left the
+// outer register's range.
 `default_nettype none
 
 module axe_mvau #(
@@ -37,9 +45,12 @@ module axe_mvau #(
   parameter integer W_BITS = 4,
   parameter integer ACC_BITS = 16,
   parameter integer ACC_SIGNED = 1,
+  parameter integer TILE = 0,
+  parameter integer OUTER_BITS = ACC_BITS,
   parameter integer N_THR = 0,
   parameter integer ACT_VAL = 0,  // added to the threshold count (FINN's ActVal; < 0: signed output)
-  parameter integer OUT_BITS = (N_THR == 0) ? ACC_BITS : $clog2(N_THR + 1),
+  parameter integer OUT_BITS = (N_THR == 0) ? ((TILE > 0) ? OUTER_BITS : ACC_BITS)
+                                            : $clog2(N_THR + 1),
   parameter WEIGHT_FILE = "weights.hex",
   parameter THRESH_FILE = "thresholds.hex",
   parameter integer WEIGHT_ROM_STYLE = 0,
@@ -66,7 +77,11 @@ module axe_mvau #(
   localparam integer PROD_BITS = IN_BITS + W_BITS;
   localparam integer DOT_FULL = PROD_BITS + $clog2(SIMD);
   localparam integer DOT_BITS = (DOT_FULL < ACC_BITS) ? DOT_FULL : ACC_BITS;
-  localparam integer TH_BITS = ACC_BITS + 1;
+  localparam integer RES_BITS = (TILE > 0) ? OUTER_BITS : ACC_BITS;
+  localparam integer TH_BITS = RES_BITS + 1;
+  localparam integer TF = (TILE > 0) ? TILE / SIMD : SF;  // folds a tile
+  localparam integer TFW = (TF > 1) ? $clog2(TF) : 1;
+  localparam [TFW-1:0] TF_LAST = TF[TFW-1:0] - 1'b1;
   localparam integer TW = PE * N_THR * TH_BITS;
   localparam [OUT_BITS-1:0] ACT_OFFSET = ACT_VAL[OUT_BITS-1:0];
   localparam [SFW-1:0] SF_LAST = SF[SFW-1:0] - 1'b1;
@@ -117,6 +132,9 @@ module axe_mvau #(
 
   reg [XW-1:0]  x_r;
   reg           v1, first1, last1;
+  /* verilator lint_off UNUSEDSIGNAL */
+  reg [NFW-1:0] nf1;  // read by the threshold ROM only
+  /* verilator lint_on UNUSEDSIGNAL */
   always @(posedge clk) begin
     if (!rst_n) v1 <= 1'b0;
     else if (en) v1 <= issue;
@@ -124,17 +142,69 @@ module axe_mvau #(
       x_r <= x_now;
       first1 <= (sf == {SFW{1'b0}});
       last1 <= (sf == SF_LAST);
+      nf1 <= nf;
     end
   end
+
+  // Tiles: tfirst1/tlast1 mark a tile's first/last beat in the MAC stage (the vector's
+  // when one stage). vA/firstA/lastA/nfA: the stage whose accumulator update completes a
+  // vector's result (the MAC stage, or the outer accumulator's when tiled), whether a beat
+  // is there, its vector's first/last beat, its neuron fold (the threshold ROM address).
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire tfirst1, tlast1, vA, firstA, lastA;
+  wire [NFW-1:0] nfA;
+  /* verilator lint_on UNUSEDSIGNAL */
+  generate
+    if (TILE > 0) begin : g_tiles
+      reg [TFW-1:0] tf;
+      reg tf1, tl1, vt, firstt, lastt, rest_of_first;
+      reg [NFW-1:0] nft;
+      // the beat in the MAC stage belongs to the vector's first tile
+      wire first_tile = first1 || rest_of_first;
+      always @(posedge clk) begin
+        if (!rst_n) begin
+          tf <= {TFW{1'b0}};
+          vt <= 1'b0;
+          rest_of_first <= 1'b0;
+        end else begin
+          if (en && v1) rest_of_first <= first_tile && !tl1;
+          if (issue) tf <= (tf == TF_LAST || sf == SF_LAST) ? {TFW{1'b0}} : tf + 1'b1;
+          if (en) vt <= v1 && tl1;
+        end
+        if (issue) begin
+          tf1 <= (tf == {TFW{1'b0}});
+          tl1 <= (tf == TF_LAST) || (sf == SF_LAST);
+        end
+        if (en && v1) begin  // read by the outer stage after a tile's last beat
+          firstt <= first_tile;
+          lastt <= last1;
+          nft <= nf1;
+        end
+      end
+      assign tfirst1 = tf1;
+      assign tlast1 = tl1;
+      assign vA = vt;
+      assign firstA = firstt;
+      assign lastA = lastt;
+      assign nfA = nft;
+    end else begin : g_one_stage
+      assign tfirst1 = first1;
+      assign tlast1 = last1;
+      assign vA = v1;
+      assign firstA = first1;
+      assign lastA = last1;
+      assign nfA = nf1;
+    end
+  endgenerate
 
   // ---- MAC: products, SIMD adder tree, accumulators ----
   reg v2;
   always @(posedge clk) begin
     if (!rst_n) v2 <= 1'b0;
-    else if (en) v2 <= v1 && last1;
+    else if (en) v2 <= vA && lastA;
   end
 
-  wire [PE*ACC_BITS-1:0] acc_all;
+  wire [PE*RES_BITS-1:0] acc_all;
 `ifdef AXE_SIM_OVERFLOW
   wire [PE*PROD_BITS*SIMD-1:0] prod_all;
 `endif
@@ -176,10 +246,25 @@ module axe_mvau #(
         assign dot_ext = dot;
       end
 
-      reg [ACC_BITS-1:0] acc;
+      reg [ACC_BITS-1:0] acc;  // the inner register when tiled
       always @(posedge clk)
-        if (en && v1) acc <= first1 ? dot_ext : acc + dot_ext;
-      assign acc_all[p*ACC_BITS +: ACC_BITS] = acc;
+        if (en && v1) acc <= tfirst1 ? dot_ext : acc + dot_ext;
+
+      if (TILE > 0) begin : g_outer
+        wire [OUTER_BITS-1:0] tile_sum;
+        if (OUTER_BITS > ACC_BITS) begin : g_text
+          wire fill = (ACC_SIGNED != 0) && acc[ACC_BITS-1];
+          assign tile_sum = {{(OUTER_BITS-ACC_BITS){fill}}, acc};
+        end else begin : g_tsame
+          assign tile_sum = acc;
+        end
+        reg [OUTER_BITS-1:0] outer;
+        always @(posedge clk)
+          if (en && vA) outer <= firstA ? tile_sum : outer + tile_sum;
+        assign acc_all[p*RES_BITS +: RES_BITS] = outer;
+      end else begin : g_one
+        assign acc_all[p*RES_BITS +: RES_BITS] = acc;
+      end
     end
   endgenerate
 
@@ -187,19 +272,16 @@ module axe_mvau #(
   wire [PE*OUT_BITS-1:0] result;
   generate
     if (N_THR > 0) begin : g_thr
-      reg [NFW-1:0] nf1;
       wire [TW-1:0] thr_r;
-      always @(posedge clk)
-        if (issue) nf1 <= nf;
       axe_rom #(.WIDTH(TW), .DEPTH(NF), .STYLE(THRESH_ROM_STYLE), .FILE(THRESH_FILE), .AW(NFW))
-        trom (.clk(clk), .en(en && v1 && last1), .addr(nf1), .data(thr_r));
+        trom (.clk(clk), .en(en && vA && lastA), .addr(nfA), .data(thr_r));
       for (p = 0; p < PE; p = p + 1) begin : g_cmp
-        wire [ACC_BITS-1:0] a = acc_all[p*ACC_BITS +: ACC_BITS];
+        wire [RES_BITS-1:0] a = acc_all[p*RES_BITS +: RES_BITS];
         wire [N_THR-1:0] ge;
         for (s = 0; s < N_THR; s = s + 1) begin : g_ge
           wire [TH_BITS-1:0] t = thr_r[(p*N_THR + s)*TH_BITS +: TH_BITS];
           if (ACC_SIGNED != 0) begin : g_sc
-            assign ge[s] = $signed({a[ACC_BITS-1], a}) >= $signed(t);
+            assign ge[s] = $signed({a[RES_BITS-1], a}) >= $signed(t);
           end else begin : g_uc
             assign ge[s] = {1'b0, a} >= t;
           end
@@ -228,32 +310,52 @@ module axe_mvau #(
   assign out_valid = out_valid_r;
 
 `ifdef AXE_SIM_OVERFLOW
-  // Shadow accumulators: the exact partial sums, to flag any value the register cannot hold.
+  // Shadow accumulators: the exact partial sums of the current tile (inner) and of the
+  // whole vector (outer, checked at tile ends), to flag any value a register cannot hold.
   localparam signed [63:0] REG_MIN = (ACC_SIGNED != 0) ? -(64'sd1 <<< (ACC_BITS-1)) : 64'sd0;
   localparam signed [63:0] REG_MAX = (ACC_SIGNED != 0) ? (64'sd1 <<< (ACC_BITS-1)) - 64'sd1
                                                        : (64'sd1 <<< ACC_BITS) - 64'sd1;
+  localparam signed [63:0] OUTER_MIN = (ACC_SIGNED != 0) ? -(64'sd1 <<< (OUTER_BITS-1)) : 64'sd0;
+  localparam signed [63:0] OUTER_MAX = (ACC_SIGNED != 0) ? (64'sd1 <<< (OUTER_BITS-1)) - 64'sd1
+                                                         : (64'sd1 <<< OUTER_BITS) - 64'sd1;
   reg signed [63:0] shadow [0:PE-1];
   reg signed [63:0] next_sum [0:PE-1];
-  reg [PE-1:0] ovf_seen, next_ovf;
-  integer ovf_count, n_ovf, sp, ss;
+  reg signed [63:0] shadow_total [0:PE-1];
+  reg signed [63:0] next_total [0:PE-1];
+  reg signed [63:0] beat_sum;
+  reg [PE-1:0] ovf_seen, next_ovf, ovf_outer_seen, next_ovf_outer;
+  integer ovf_count, ovf_outer_count, n_ovf, n_ovf_outer, sp, ss;
   initial ovf_count = 0;
+  initial ovf_outer_count = 0;
   always @* begin
     n_ovf = 0;
+    n_ovf_outer = 0;
     for (sp = 0; sp < PE; sp = sp + 1) begin
-      next_sum[sp] = first1 ? 64'sd0 : shadow[sp];
+      beat_sum = 64'sd0;
       for (ss = 0; ss < SIMD; ss = ss + 1)
-        next_sum[sp] = next_sum[sp]
-                     + {{(64-PROD_BITS){prod_all[(sp*SIMD + ss)*PROD_BITS + PROD_BITS-1]}},
-                        prod_all[(sp*SIMD + ss)*PROD_BITS +: PROD_BITS]};
+        beat_sum = beat_sum
+                 + {{(64-PROD_BITS){prod_all[(sp*SIMD + ss)*PROD_BITS + PROD_BITS-1]}},
+                    prod_all[(sp*SIMD + ss)*PROD_BITS +: PROD_BITS]};
+      next_sum[sp] = (tfirst1 ? 64'sd0 : shadow[sp]) + beat_sum;
+      next_total[sp] = (first1 ? 64'sd0 : shadow_total[sp]) + beat_sum;
       next_ovf[sp] = next_sum[sp] < REG_MIN || next_sum[sp] > REG_MAX || (!first1 && ovf_seen[sp]);
+      next_ovf_outer[sp] = (TILE > 0 && tlast1
+                            && (next_total[sp] < OUTER_MIN || next_total[sp] > OUTER_MAX))
+                           || (!first1 && ovf_outer_seen[sp]);
       if (last1 && next_ovf[sp]) n_ovf = n_ovf + 1;
+      if (last1 && next_ovf_outer[sp]) n_ovf_outer = n_ovf_outer + 1;
     end
   end
   always @(posedge clk) begin
     if (rst_n && en && v1) begin
-      for (sp = 0; sp < PE; sp = sp + 1) shadow[sp] <= next_sum[sp];
+      for (sp = 0; sp < PE; sp = sp + 1) begin
+        shadow[sp] <= next_sum[sp];
+        shadow_total[sp] <= next_total[sp];
+      end
       ovf_seen <= next_ovf;
+      ovf_outer_seen <= next_ovf_outer;
       ovf_count <= ovf_count + n_ovf;
+      ovf_outer_count <= ovf_outer_count + n_ovf_outer;
     end
   end
 `endif

@@ -1,0 +1,38 @@
+"""The external programs the hardware steps run, checked before a flow starts.
+
+A flow whose simulator or yosys is missing still runs every step that does not need
+them: ``run_flow`` drops the steps listed by :func:`missing_tool_steps`, says so in one
+line (:func:`skip_notice`) and records them in report.json under ``skipped_steps``.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+INSTALL_COMMAND = "sudo make system-tools"  # docker/install-system-tools.sh: apt-get install verilator iverilog yosys
+
+SIMULATOR_PROGRAMS = {"verilator": ("verilator",), "icarus": ("iverilog", "vvp")}
+
+
+def _have(programs) -> bool:
+    return all(shutil.which(p) is not None for p in programs)
+
+
+def missing_tool_steps(steps: list[str], cfg: dict) -> dict[str, str]:
+    """{step: what it needs and is missing} for the steps of ``steps`` that cannot run here."""
+    missing = {}
+    if "simulate" in steps:
+        want = cfg["hardware"]["simulator"]
+        names = list(SIMULATOR_PROGRAMS) if want == "auto" else [want]
+        if not any(_have(SIMULATOR_PROGRAMS[n]) for n in names):
+            missing["simulate"] = " or ".join("+".join(SIMULATOR_PROGRAMS[n]) for n in names)
+    if "synthesize" in steps and not _have(["yosys"]):
+        missing["synthesize"] = "yosys"
+    return missing
+
+
+def skip_notice(skipped: dict[str, str]) -> str:
+    """One line: the skipped steps, what they need, the command that installs it."""
+    needs = "; ".join(f"{step} needs {tool}" for step, tool in skipped.items())
+    return (f"skipped steps {', '.join(skipped)} ({needs}, not found): install the tools with "
+            f"`{INSTALL_COMMAND}` and run again")
