@@ -59,7 +59,8 @@ def _layer(model: ModelWrapper, node) -> Layer:
             SIMD=_attr(node, "SIMD"), PE=_attr(node, "PE"), input_bits=inp.bitwidth(),
             input_signed=inp.signed(), weight_bits=w.bitwidth(), acc_bits=acc.bitwidth(),
             acc_signed=acc.signed(), weights=_init(model, node.input[1]).T,
-            thresholds=thresholds, num_vectors=_attr(node, "numInputVectors"), act_val=_attr(node, "ActVal", 0))
+            thresholds=thresholds, num_vectors=_attr(node, "numInputVectors"), act_val=_attr(node, "ActVal", 0),
+            input_narrow=bool(_attr(node, "inputNarrow", 0)))
     if node.op_type == "ConvolutionInputGenerator":
         dt = DataType[_attr(node, "inputDataType")]
         H, W = _attr(node, "IFMDim")

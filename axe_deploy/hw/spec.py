@@ -72,6 +72,7 @@ class MVAULayer:
     num_vectors: int = 1
     ram_style: str = "auto"
     act_val: int = 0  # FINN's ActVal: added to the threshold count (signed activations: its minimum)
+    input_narrow: bool = False  # signed inputs never take -2^(N-1) (their producer's narrow range)
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights)
