@@ -133,21 +133,40 @@ def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
 @click.option("--seeds", default="0", show_default=True, help="seeds: a list or LO:HI")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a flow key")
 @click.option("--markdown", is_flag=True, help="print the table as Markdown")
-def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides, markdown):
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="run every point as a Ray task: on a local Ray runtime, or on the cluster at ADDRESS "
+                   "(needs the extra axe-deploy[ray])")
+@click.option("--workers", type=int, default=None, help="CPUs of the local Ray runtime (default: all)")
+def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides, markdown, ray_address, workers):
     """Accuracy vs accumulator width P for several PTQ methods on FLOW's model."""
     from axe_deploy import config
     from axe_deploy.sweep import parse_range, select, sweep
     flow = flow or DEFAULT_FLOW
     try:
+        if workers is not None and ray_address is None:
+            raise ValueError("--workers sets the CPUs of a local Ray runtime; add --ray")
+        if ray_address and ray_address.endswith(".toml"):
+            raise ValueError(f"--ray took '{ray_address}' as the cluster address; put FLOW before --ray")
         cfg = config.load(flow, list(overrides))
         _threads()
-        asked = dict(bits=parse_range(bits), tiles=parse_range(tiles),
-                     methods=[m.strip() for m in methods.split(",")], seeds=parse_range(seeds))
-        result = sweep(cfg, out, **asked)
+        asked = dict(bits=parse_range(bits, "--accumulator-bits"), tiles=parse_range(tiles, "--tile-size"),
+                     methods=[m.strip() for m in methods.split(",") if m.strip()],
+                     seeds=parse_range(seeds, "--seeds"))
+        if ray_address is None:
+            result = sweep(cfg, out, **asked)
+        else:
+            from axe_deploy.sweep_ray import sweep_on_ray
+            result = sweep_on_ray(cfg, out, address=ray_address or None, workers=workers, **asked)
     except (FlowConfigError, ValueError, KeyError) as e:
         raise click.ClickException(str(e.args[0] if e.args else e)) from None
     click.echo(sweep_table(select(result, **asked), markdown))
     click.echo(f"wrote {out}/sweep.json and {out}/sweep.png")
+    failed = [p for p in result["points"] if "error" in p]
+    for p in failed:
+        click.echo(f"failed: {p['method']} P={p['P_requested']} T={p['T']} seed={p['seed']}: {p['error']}", err=True)
+    if failed:
+        raise click.ClickException(f"{len(failed)} point(s) failed (recorded in {out}/sweep.json with their "
+                                   f"error); run the same command again to retry them")
 
 
 def sweep_table(result: dict, markdown: bool = False) -> str:

@@ -80,6 +80,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "options": Key(dict, {}, help="options for the PTQ core (axe_deploy.ptq.OPTIONS), e.g. "
                                       "{rescale = false, centre = false} for AXE as published"),
         "layers": Key(dict, {}, help='per-layer settings: [quant.layers."<glob>"]'),
+        "device": Key(str, "auto", ("auto", "cpu", "cuda"),
+                      "where the PTQ core, its calibration statistics and LM evaluation run "
+                      "(auto: CUDA when torch sees a GPU, else the CPU)"),
     },
     "validate": {
         "atol": Key(float, 1e-4, help="max abs difference allowed between Brevitas and ONNX outputs", minimum=0),
@@ -93,6 +96,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "sim_vectors": Key(int, 0, help="test vectors to simulate (0: the whole test split)", minimum=0),
         "compare_widths": Key(bool, True, help="also synthesize with 32-bit and unconstrained accumulators"),
         "part": Key(str, "xc7z020clg400-1", help="FPGA part for the Vivado and FINN handoffs"),
+    },
+    "finn": {
+        "venv": Key(str, "", help="FINN's own venv for the 'finn' step (default: $AXE_DEPLOY_FINN_VENV, else "
+                                  "finn-venv in the axe-deploy cache, built from FINN's make_venv.sh)"),
+        "root": Key(str, "", help="FINN checkout (default: $FINN_ROOT, else the snapshot ../shared/vendor/finn)"),
     },
 }
 

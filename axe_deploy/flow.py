@@ -18,6 +18,7 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import checks, foreign, hw_flow, zoo
+from axe_deploy.handoff import steps as handoff_steps
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
 from axe_deploy.config import FlowConfigError, check_export_bits, layer_values, model_label
 from axe_deploy.dataflow.lower import lower
@@ -25,6 +26,7 @@ from axe_deploy.export import export_model, symbolic_batch
 from axe_deploy.graph import quant_layers
 from axe_deploy.model import ModelBundle, build_user_bundle, load_model_function
 from axe_deploy.outdir import build_folder
+from axe_deploy.ptq.device import resolve_device
 from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
@@ -63,6 +65,7 @@ def step_build_models(state: BuildState, cfg: dict) -> BuildState:
                              input_bits=q["input_bits"], layer_weight_bits=layer_values(q, "weight_bits"),
                              seed=cfg["flow"]["seed"], retrain=cfg["model"]["retrain"],
                              calibration_samples=q["calibration_samples"])
+    state.bundle.device = str(resolve_device(q["device"]))
     return state
 
 
@@ -258,6 +261,8 @@ STEPS = {
     "simulate": hw_flow.step_simulate,
     "synthesize": hw_flow.step_synthesize,
     "handoff": hw_flow.step_handoff,
+    "finn": handoff_steps.step_finn,  # opt-in: FINN's Vivado-free steps in FINN's venv
+    "hls4ml": handoff_steps.step_hls4ml,  # opt-in: hls4ml's C model (pip install -e '.[hls4ml]')
     "report": step_report,
 }
 SOFTWARE_STEPS = ["build_models", "quantize", "export", "annotate", "validate", "report"]
@@ -308,6 +313,10 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if not (cfg["model"]["module"] or cfg["model"]["onnx"]) and cfg["model"]["name"] not in zoo.names():
         raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
                               f"known models: {', '.join(zoo.names())}")
+    try:
+        resolve_device(cfg["quant"]["device"])
+    except ValueError as e:
+        raise FlowConfigError(f"{where}: {e}") from None
     return steps
 
 

@@ -19,6 +19,7 @@ from axe_deploy import checks
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
 from axe_deploy.graph import _attr
 from axe_deploy.handoff.finn import write_handoff
+from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import simulate
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, estimate_cycles
@@ -188,10 +189,14 @@ def step_synthesize(state, cfg):
 
 
 def step_handoff(state, cfg):
-    """FINN handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
+    """FINN and hls4ml handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
     h = cfg["hardware"]
-    write_handoff(state.out / "finn", state.out / "model.qonnx.onnx", _mvaus(state.hw["layers"]),
-                  state.report["layers"], part=h["part"], clock_ns=1000.0 / h["clock_mhz"])
+    qonnx = state.out / "model.qonnx.onnx"
+    state.report["handoff"] = {
+        "finn": write_handoff(state.out / "finn", qonnx, state.hw["layers"], part=h["part"],
+                              clock_ns=1000.0 / h["clock_mhz"]),
+        "hls4ml": write_hls4ml_handoff(state.out / "hls4ml", qonnx, part=h["part"], clock_mhz=h["clock_mhz"]),
+    }
     if "design" not in state.hw:
         step_rtl(state, cfg)
     tcl = write_vivado_tcl(state.hw["design"], state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
@@ -200,7 +205,7 @@ def step_handoff(state, cfg):
         "ran": ran is not None, "script": "vivado/build.tcl",
         **({k: _relative(v, state.out) for k, v in ran.items()} if ran else
            {"note": "vivado not on PATH: run `vivado -mode batch -source vivado/build.tcl` where it is"})}
-    state.artifacts.update(finn="finn/", vivado="vivado/")
+    state.artifacts.update(finn="finn/", hls4ml="hls4ml/", vivado="vivado/")
     return state
 
 

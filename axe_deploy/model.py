@@ -38,6 +38,8 @@ class ModelBundle:
     contract);
     ``brevitas_axe(method, P, T)`` runs Brevitas's own A2GPFQ/A2GPTQ on the calibrated
     ``quant_model`` (the whole model at once unless the builder passes ``brevitas_fn``).
+    ``device`` (the flow's resolved ``quant.device``): where ``evaluate`` runs the model,
+    which moves there for the evaluation and back to the CPU after it.
     """
 
     name: str
@@ -52,12 +54,22 @@ class ModelBundle:
     evaluate_fn: Callable[[torch.nn.Module], float] | None = None
     quantize_fn: Callable[..., dict] | None = None  # (model, quant_cfg, *, seed, progress)
     brevitas_fn: Callable[[str, int, int], None] | None = None
+    device: str = "cpu"
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
-        if self.evaluate_fn is not None:
+        if torch.device(self.device).type == "cpu":
+            return self._evaluate(model, torch.device("cpu"))
+        try:
+            return self._evaluate(model.to(self.device), torch.device(self.device))
+        finally:
+            model.to("cpu")
+
+    def _evaluate(self, model: torch.nn.Module, device: torch.device) -> float:
+        if self.evaluate_fn is not None:  # follows the model's device
             return float(self.evaluate_fn(model))
-        return float((model(self.test_x).argmax(1) == self.test_y).float().mean())
+        hits = model(self.test_x.to(device)).argmax(1) == self.test_y.to(device)
+        return float(hits.float().mean())
 
     def quantize(self, quant_cfg: dict, *, model: torch.nn.Module | None = None, seed: int = 0,
                  progress: bool = True) -> dict:

@@ -16,6 +16,12 @@ so an interrupted sweep resumes where it stopped. Methods:
   ``ModelBundle.quantize`` does: whole-model for the driver, block by block for LMs).
   Brevitas assumes full-range weights; the point records the exact width its weights need
   (``exact_bits``) and whether that fits P (``fits``).
+
+A P below the smallest width a layer's inputs allow is recorded as infeasible (metric None,
+``infeasible``: true) and the sweep goes on; a point that fails is recorded with its
+``error`` and run again when the sweep is resumed. Points run in this process one after
+another, or as Ray tasks (``executor``, axe_deploy/sweep_ray.py); either way this process is
+the only writer of sweep.json.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from axe_deploy import accumulator, zoo
+from axe_deploy.ptq import Infeasible, resolve_device, smallest_feasible_bits
 from axe_deploy.ptq.driver import calibrate, input_datatypes, quant_layer_names
 
 UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
@@ -37,21 +45,50 @@ BREVITAS = ("brevitas-a2gpfq", "brevitas-a2gptq")
 METHODS = UNCONSTRAINED + tuple(f"axe-{a}" for a in UNCONSTRAINED) + ("naive",) + BREVITAS
 
 
-def parse_range(text: str) -> list[int]:
-    """'10:20' (inclusive), '12,14,16' or '13'."""
+# what each list of a sweep may hold: (option, smallest, largest)
+LIMITS = {"bits": ("--accumulator-bits", 2, 64), "tiles": ("--tile-size", 0, None), "seeds": ("--seeds", 0, None)}
+
+
+def parse_range(text: str, option: str = "range") -> list[int]:
+    """'10:20' (inclusive, LO <= HI), '12,14,16' or '13'; a one-line ValueError naming
+    ``option`` otherwise."""
+    how = f"{option} '{text}': use LO:HI with LO <= HI (e.g. 10:20), a comma list (e.g. 12,14,16) or one integer"
     try:
         if ":" in text:
             lo, hi = (int(v) for v in text.split(":"))
-            return list(range(lo, hi + 1))
-        return [int(v) for v in text.split(",") if v.strip()]
+            values = list(range(lo, hi + 1))
+        else:
+            values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"'{text}' is not a range: use LO:HI, a comma list or one integer") from None
+        raise ValueError(how) from None
+    if not values:
+        raise ValueError(how)
+    return values
 
 
-def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed: int):
+def check_request(*, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int]) -> None:
+    """A one-line ValueError for a sweep that cannot run as asked, before anything is written."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    if not methods:
+        raise ValueError(f"--methods: name at least one of {', '.join(METHODS)}")
+    for name, values in (("bits", bits), ("tiles", tiles), ("seeds", seeds)):
+        option, lo, hi = LIMITS[name]
+        if not values and (name == "seeds" or any(m not in UNCONSTRAINED for m in methods)):
+            raise ValueError(f"{option}: no values; give LO:HI, a comma list or one integer")
+        bad = [v for v in values if v < lo or (hi is not None and v > hi)]
+        if bad:
+            allowed = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+            raise ValueError(f"{option}: {bad} out of range; values must be {allowed}")
+
+
+def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed: int, device: str | None = None):
     q = cfg["quant"]
-    return zoo.build(cfg["model"]["name"], weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
-                     seed=seed, calibration_samples=q["calibration_samples"])
+    bundle = zoo.build(cfg["model"]["name"], weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                       seed=seed, calibration_samples=q["calibration_samples"])
+    bundle.device = device or str(resolve_device(q["device"]))
+    return bundle
 
 
 def _layer_inputs(bundle) -> list[tuple[int, bool]]:
@@ -96,7 +133,14 @@ def exact_bits(model: torch.nn.Module, calib_x: torch.Tensor, tile_size: int = 0
     return widest
 
 
+def smallest_feasible_p(bundle) -> int:
+    """Smallest P at which every quantized layer of ``bundle`` can hold a weight of +-1."""
+    types = input_datatypes(bundle.quant_model, bundle.calib_x[:2])
+    return max(smallest_feasible_bits(bits, signed) for bits, signed in types.values())
+
+
 def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
+    """One point of the sweep; raises ``Infeasible`` for a P below what a layer's inputs allow."""
     q = cfg["quant"]
     start = time.perf_counter()
     bits = (q["weight_bits"], q["act_bits"], q["input_bits"])
@@ -108,6 +152,11 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
                     "seconds": time.perf_counter() - start, "note": "no bit widths fit P"}
         bits = found
     bundle = _bundle(cfg, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2], seed=seed)
+    # a layer's inputs of b bits need at most b + 1: only a P that low can be infeasible
+    low = P is not None and P <= max(bits[1], bits[2]) + 1
+    if low and method != "naive" and P < (p_min := smallest_feasible_p(bundle)):
+        raise Infeasible(f"P={P} is infeasible for {cfg['model']['name']}: the inputs of a layer need "
+                         f"P >= {p_min} for a single weight of +-1")
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
                 accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T)
@@ -131,27 +180,41 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     return point
 
 
-def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int],
-          progress: bool = True) -> dict:
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
-    if cfg["model"].get("module") or cfg["model"].get("onnx"):  # else it would sweep the default zoo model
-        raise ValueError("sweep runs zoo models ([model] name) only; a [model] module or onnx flow is not swept yet")
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "sweep.json"
-    result = json.loads(path.read_text()) if path.is_file() else None
-    if result is None or result.get("model") != cfg["model"]["name"]:
-        result = {"model": cfg["model"]["name"], "points": []}
-    floats = result.setdefault("float_metrics", {})
-    for seed in seeds:  # the float model of every seed (digits and LMs are trained per seed)
-        if str(seed) not in floats:
-            bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
-                             input_bits=cfg["quant"]["input_bits"], seed=seed)
-            result.update(metric_name=bundle.metric_name, higher_is_better=bundle.higher_is_better)
-            floats[str(seed)] = bundle.evaluate(bundle.float_model)
-    result["float_metric"] = float(np.mean(list(floats.values())))
-    done = {(p["method"], p.get("P_requested", p["P"]), p["T"], p["seed"]) for p in result["points"]}
+def point_or_record(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
+    """``run_point``, or the record of an infeasible or failed point; never raises an
+    Exception (what executors run for every point)."""
+    start = time.perf_counter()
+    try:
+        point = run_point(copy.deepcopy(cfg), method, P, T, seed)
+    except Infeasible as e:
+        point = {"method": method, "P": P, "T": T, "seed": seed, "metric": None, "infeasible": True,
+                 "note": str(e)}
+    except Exception as e:  # recorded; the sweep goes on and a resumed sweep runs it again
+        point = failed_point((method, P, T, seed), f"{type(e).__name__}: {e}", time.perf_counter() - start)
+    point.setdefault("seconds", round(time.perf_counter() - start, 3))
+    point["P_requested"] = P
+    return point
+
+
+def failed_point(job: tuple, error: str, seconds: float = 0.0) -> dict:
+    """The record of a point that raised ``error`` (a resumed sweep runs it again)."""
+    method, P, T, seed = job
+    return {"method": method, "P": P, "T": T, "seed": seed, "metric": None, "seconds": round(seconds, 3),
+            "error": error, "P_requested": P}
+
+
+def in_process(cfg: dict, jobs: list[tuple]) -> Iterator[dict]:
+    """The default executor: the points one after another, in this process."""
+    for job in jobs:
+        yield point_or_record(cfg, *job)
+
+
+def job_of(point: dict) -> tuple:
+    return point["method"], point.get("P_requested", point["P"]), point["T"], point["seed"]
+
+
+def plan_jobs(*, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int]) -> list[tuple]:
+    """Every (method, P, T, seed) of the sweep, unconstrained methods once per seed (P None, T 0)."""
     jobs = []
     for method in methods:
         for seed in seeds:
@@ -159,14 +222,53 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
                 jobs.append((method, None, 0, seed))
             else:
                 jobs += [(method, P, T, seed) for P in bits for T in tiles]
-    jobs = list(dict.fromkeys(jobs))
-    for method, P, T, seed in tqdm(jobs, desc="sweep", unit="point", disable=not progress):
-        if (method, P, T, seed) in done:
-            continue
-        point = run_point(copy.deepcopy(cfg), method, P, T, seed)
-        point["P_requested"] = P
-        result["points"].append(point)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+    return list(dict.fromkeys(jobs))
+
+
+Executor = Callable[[dict, list[tuple]], Iterable[dict]]
+
+
+def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int],
+          progress: bool = True, executor: Executor = in_process, device_check: bool = True) -> dict:
+    """Run the points of the sweep that ``out/sweep.json`` does not hold yet (failed ones again)
+    with ``executor`` (it yields points as they finish), appending each to sweep.json.
+    ``device_check``: the flow's quant.device must exist here (an executor that places
+    points elsewhere, such as Ray, checks it there and passes False)."""
+    asked = dict(bits=bits, tiles=tiles, methods=methods, seeds=seeds)
+    check_request(**asked)
+    if cfg["model"].get("module") or cfg["model"].get("onnx"):  # else it would sweep the default zoo model
+        raise ValueError("sweep runs zoo models ([model] name) only; a [model] module or onnx flow is not swept yet")
+    try:
+        local = resolve_device(cfg["quant"]["device"])
+    except ValueError:
+        if device_check:
+            raise
+        local = resolve_device("auto")  # the float metrics on the driver; points run where the GPUs are
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sweep.json"
+    result = json.loads(path.read_text()) if path.is_file() else None
+    if result is None or result.get("model") != cfg["model"]["name"]:
+        result = {"model": cfg["model"]["name"], "points": []}
+    floats = result.setdefault("float_metrics", {})
+    # the float model of every seed (digits and LMs are trained per seed): trained here, once,
+    # into the zoo cache, where every point (and every Ray worker on this machine) loads it
+    for seed in seeds:
+        if str(seed) not in floats:
+            bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
+                             input_bits=cfg["quant"]["input_bits"], seed=seed, device=str(local))
+            result.update(metric_name=bundle.metric_name, higher_is_better=bundle.higher_is_better)
+            floats[str(seed)] = bundle.evaluate(bundle.float_model)
+    result["float_metric"] = float(np.mean(list(floats.values())))
+    result["points"] = [p for p in result["points"] if "error" not in p]  # failed points run again
+    done = {job_of(p) for p in result["points"]}
+    jobs = plan_jobs(**asked)
+    todo = [job for job in jobs if job not in done]
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sweep", unit="point",
+              disable=not progress) as bar:
+        for point in executor(cfg, todo):
+            result["points"].append(point)
+            path.write_text(json.dumps(result, indent=2) + "\n")
+            bar.update()
     result["summary"] = summary(result)
     path.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out / "sweep.png")

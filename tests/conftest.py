@@ -30,3 +30,10 @@ def _model_cache(tmp_path_factory):
     mp.setenv("AXE_DEPLOY_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
+
+
+def pytest_collection_modifyitems(items):
+    """The container test (tests/test_docker.py) first: where it runs it waits minutes on
+    image builds, so under `pytest -n 2` it overlaps the rest of the suite instead of
+    ending it. The sort is stable and the same on every worker."""
+    items.sort(key=lambda item: item.path.name != "test_docker.py")

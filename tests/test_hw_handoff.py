@@ -83,9 +83,14 @@ def test_run_script(tmp_path):
     assert os.access(script, os.X_OK)
     usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
-    # without a docker binary it stops with a clear message
-    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
-    if shutil.which("docker", path=env["PATH"]) is None:
-        proc = subprocess.run(["bash", str(script), "flows/digits_mlp.toml"], capture_output=True,
-                              text=True, env=env)
-        assert proc.returncode == 1 and "docker not found" in proc.stderr
+    # without docker or podman it stops with a clear message; so does an engine not installed
+    for tool in ("bash", "dirname", "basename"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    env = {**os.environ, "PATH": str(tmp_path), "AXE_BUILD_DIR": str(tmp_path / "build")}
+    proc = subprocess.run(["bash", str(script), "flows/digits_mlp.toml"], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 1 and "no container engine found" in proc.stderr, proc.stderr
+    proc = subprocess.run(["bash", str(script), "bash"], capture_output=True, text=True,
+                          env={**env, "AXE_CONTAINER_ENGINE": "no-such-engine"})
+    assert proc.returncode == 1 and "AXE_CONTAINER_ENGINE=no-such-engine not found" in proc.stderr
+    assert not (tmp_path / "build").exists()  # nothing made before the engine is known

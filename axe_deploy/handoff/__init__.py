@@ -1,1 +1,1 @@
-"""Handoffs to other compilers: FINN (and, in the hardware flow, Vivado)."""
+"""Handoffs to other compilers: FINN and hls4ml (and, in the hardware flow, Vivado)."""

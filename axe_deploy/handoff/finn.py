@@ -1,10 +1,14 @@
 """What the upstream FINN compiler consumes, written next to our own build.
 
-``finn/`` holds the annotated QONNX model (FINN's ``step_qonnx_to_finn`` takes QONNX
-Quant nodes), ``folding_config.json`` with our PE/SIMD, ``dataflow_build_config.json``
-with FINN's standard step list plus a custom step that checks FINN's minimised
-accumulators against ours, the step's module and ``accumulators.json``, and
-``build.py`` that runs it all inside FINN's docker (``./run-docker.sh build_custom``).
+``finn/`` holds ``model.onnx`` (the annotated QONNX graph as FINN's builder takes it
+unmodified: integer graph input + ``Mul`` by the input scale, batch 1, see
+:mod:`axe_deploy.handoff.finn_graph`), ``input_quantization.json`` (how a float input
+becomes that integer input), ``folding_config.json`` with our PE/SIMD under the names FINN
+gives its layers after ``step_specialize_layers`` (fixed by ``specialize_layers_config.json``),
+``dataflow_build_config.json`` with FINN's standard step list plus a custom step that checks
+FINN's minimised accumulators against ours, the step's module, ``accumulators.json`` and
+``build.py`` (``python build.py`` in FINN's environment; ``--vivado-free`` stops after the
+estimates).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import json
 import shutil
 from pathlib import Path
 
-from axe_deploy.hw.spec import MVAULayer
+from qonnx.core.modelwrapper import ModelWrapper
+
+from axe_deploy.handoff.finn_graph import finn_graph, input_quantization
+from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer
 
 STEP_MODULE = Path(__file__).with_name("axe_finn_steps.py")
+CHECK_STEP = "axe_finn_steps.step_axe_check_accumulators"
 
 FINN_STEPS = [
     "step_qonnx_to_finn",
@@ -27,8 +35,10 @@ FINN_STEPS = [
     "step_target_fps_parallelization",
     "step_apply_folding_config",
     "step_minimize_bit_width",
-    "axe_finn_steps.step_axe_check_accumulators",
+    CHECK_STEP,
+    "step_transpose_decomposition",
     "step_generate_estimate_reports",
+    # from here on FINN needs Vitis HLS / Vivado
     "step_hw_codegen",
     "step_hw_ipgen",
     "step_set_fifo_depths",
@@ -36,12 +46,30 @@ FINN_STEPS = [
     "step_measure_rtlsim_performance",
     "step_out_of_context_synthesis",
 ]
+LAST_VIVADO_FREE_STEP = "step_generate_estimate_reports"
 
-BUILD_PY = '''"""Run the FINN build of this handoff: ./run-docker.sh build_custom <this folder>."""
+# FINN's implementation style per HW op, so the names after specialize_layers are known:
+# MVAU as HLS (FINN picks RTL for a layer without activation and narrow weights on a DSP48E1
+# part, which renames it MVAU_rtl_N), the sliding window and padding as RTL (FINN dev has no
+# HLS variant of them), the pooling as HLS (its only variant).
+IMPL_STYLE = {"MVAU": "hls", "Pool": "hls", "ConvolutionInputGenerator": "rtl", "FMPadding": "rtl"}
+
+BUILD_PY = '''"""Run FINN on this handoff, in FINN's environment (its docker: ./run-docker.sh build_custom
+<this folder>; or a venv with FINN's src on PYTHONPATH and FINN_ROOT, FINN_BUILD_DIR set):
+
+    python build.py                                # every step of dataflow_build_config.json
+    python build.py --vivado-free                  # the steps that need no Vitis HLS/Vivado
+    python build.py --vivado-free --execute x.npy  # and FINN's execute_onnx on the HW graph
+                                                   # before step_specialize_layers -> output/axe_execution.npy
+
+x.npy holds integer inputs (input_quantization.json says how a float input becomes one).
+"""
+import argparse
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from finn.builder.build_dataflow import build_dataflow_cfg
 from finn.builder.build_dataflow_config import DataflowBuildConfig
 
@@ -49,49 +77,135 @@ here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here))
 import axe_finn_steps  # noqa: E402
 
+LAST_VIVADO_FREE_STEP = "%(last)s"
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--vivado-free", action="store_true", help="stop after " + LAST_VIVADO_FREE_STEP)
+parser.add_argument("--execute", metavar="X.npy", help="integer inputs for FINN's execute_onnx")
+args = parser.parse_args()
+
 cfg = json.loads((here / "dataflow_build_config.json").read_text())
+if args.vivado_free:
+    cfg["steps"] = cfg["steps"][: cfg["steps"].index(LAST_VIVADO_FREE_STEP) + 1]
+    cfg["generate_outputs"] = ["estimate_reports"]
 cfg["steps"] = [getattr(axe_finn_steps, s.split(".")[1]) if s.startswith("axe_finn_steps.") else s
                 for s in cfg["steps"]]
-cfg["folding_config_file"] = str(here / cfg["folding_config_file"])
-cfg["output_dir"] = str(here / cfg["output_dir"])
-build_dataflow_cfg(str(here / "model.onnx"), DataflowBuildConfig(**cfg))
+for key in ("folding_config_file", "specialize_layers_config_file", "output_dir"):
+    if cfg.get(key):
+        cfg[key] = str(here / cfg[key])
+build_cfg = DataflowBuildConfig(**cfg)
+if build_dataflow_cfg(str(here / "model.onnx"), build_cfg) != 0:
+    sys.exit("FINN build failed: see " + cfg["output_dir"] + "/build_dataflow.log")
+if args.execute:
+    y = axe_finn_steps.execute_before_specialize(cfg["output_dir"], np.load(args.execute), build_cfg)
+    np.save(Path(cfg["output_dir"]) / "axe_execution.npy", y)
 '''
 
 
-def folding_config(layers: list[MVAULayer]) -> dict:
-    """FINN's folding file: node names as FINN gives them after specialize_layers."""
+def folding_config(layers: list) -> dict:
+    """FINN's folding file: our PE/SIMD under FINN's names after ``step_specialize_layers``.
+
+    FINN lowers a padded convolution to FMPadding + ConvolutionInputGenerator + MVAU and a
+    max-pool to ConvolutionInputGenerator + Pool; each kind is numbered in graph order.
+    """
+    count = {op: 0 for op in IMPL_STYLE}
     cfg = {"Defaults": {}}
-    for i, layer in enumerate(layers):
-        cfg[f"MVAU_hls_{i}"] = {"PE": layer.PE, "SIMD": layer.SIMD, "ram_style": "auto",
-                                "resType": "lut", "mem_mode": "internal_decoupled"}
+
+    def add(op, **attrs):
+        cfg[f"{op}_{IMPL_STYLE[op]}_{count[op]}"] = attrs
+        count[op] += 1
+
+    for layer in layers:
+        if isinstance(layer, MVAULayer):
+            add("MVAU", PE=layer.PE, SIMD=layer.SIMD, ram_style="auto", resType="lut",
+                mem_mode="internal_decoupled")
+        elif isinstance(layer, SlidingWindowLayer):
+            if layer.pad:
+                add("FMPadding", SIMD=layer.SIMD)
+            add("ConvolutionInputGenerator", SIMD=layer.SIMD, parallel_window=0)
+        elif isinstance(layer, MaxPoolLayer):
+            add("ConvolutionInputGenerator", SIMD=layer.PE, parallel_window=0)
+            add("Pool", PE=layer.PE)
+        else:
+            raise TypeError(f"layer '{layer.name}': no FINN folding entry for {type(layer).__name__}")
     return cfg
 
 
-def build_config(part: str, clock_ns: float) -> dict:
+def specialize_config() -> dict:
+    """``specialize_layers_config_file``: the implementation style of each HW op kind."""
+    pairs = []
+    for style in ("hls", "rtl"):
+        pairs += [style, [op for op, s in IMPL_STYLE.items() if s == style]]
+    return {"Defaults": {"preferred_impl_style": pairs}}
+
+
+def build_config(part: str, clock_ns: float, folding: bool) -> dict:
     return {
         "output_dir": "output",
         "synth_clk_period_ns": clock_ns,
         "fpga_part": part,
-        "folding_config_file": "folding_config.json",
+        "folding_config_file": "folding_config.json" if folding else None,
+        "specialize_layers_config_file": "specialize_layers_config.json",
         "auto_fifo_depths": True,
+        "enable_build_pdb_debug": False,
+        "save_intermediate_models": True,
         "generate_outputs": ["estimate_reports", "stitched_ip", "rtlsim_performance", "out_of_context_synth"],
         "steps": FINN_STEPS,
     }
 
 
-def write_handoff(folder: Path, qonnx_path: Path, layers: list[MVAULayer], report_layers: list[dict],
-                  *, part: str, clock_ns: float) -> list[str]:
-    """Write the FINN handoff into ``folder``; returns the file names written."""
+def accumulator_entries(model: ModelWrapper) -> tuple[list[dict], list[str]]:
+    """Per annotated layer (graph order = FINN's MVAU order) the width FINN must not undercut.
+
+    FINN has one accumulator per MVAU: a multi-stage layer (T > 0) is handed over with its
+    outer accumulator (which holds the whole dot product); the notes say so.
+    """
+    from axe_deploy.annotate import read_annotation
+    from axe_deploy.graph import COMPUTE_OPS
+
+    entries, notes = [], []
+    for node in model.graph.node:
+        props = read_annotation(node) if node.op_type in COMPUTE_OPS else None
+        if not props:
+            continue
+        name, tile = props["layer_name"], int(props["tile_size"])
+        entry = {"name": name, "accumulator_datatype": props["accumulator_datatype"],
+                 "accumulator_range": json.loads(props["accumulator_range"]), "tile_size": tile}
+        if tile:
+            entry.update(accumulator_datatype=props["outer_accumulator_datatype"],
+                         accumulator_range=json.loads(props["outer_accumulator_range"]),
+                         inner_accumulator_datatype=props["accumulator_datatype"])
+            notes.append(f"layer '{name}' accumulates in tiles of T={tile} ({props['accumulator_datatype']} "
+                         f"each); FINN has one accumulator per MVAU, so it gets the outer width "
+                         f"{props['outer_accumulator_datatype']} and the tiling is not used")
+        entries.append(entry)
+    return entries, notes
+
+
+def write_handoff(folder: Path, qonnx_path: Path, layers: list | None = None, *, part: str,
+                  clock_ns: float) -> dict:
+    """Write the FINN handoff into ``folder``; returns what the report records of it.
+
+    ``layers`` are the folded hardware layers (None: no folding file, FINN's defaults).
+    """
+    qonnx = ModelWrapper(str(qonnx_path))
+    entries, notes = accumulator_entries(qonnx)
+    iq = input_quantization(qonnx)
+    model = finn_graph(qonnx)
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(qonnx_path, folder / "model.onnx")
+    model.save(str(folder / "model.onnx"))
     shutil.copyfile(STEP_MODULE, folder / STEP_MODULE.name)
     files = {
-        "folding_config.json": folding_config(layers),
-        "dataflow_build_config.json": build_config(part, clock_ns),
-        "accumulators.json": {"layers": [{"name": l["name"], "accumulator_datatype": l["accumulator_datatype"]}
-                                         for l in report_layers]},
+        "dataflow_build_config.json": build_config(part, clock_ns, folding=layers is not None),
+        "specialize_layers_config.json": specialize_config(),
+        "accumulators.json": {"layers": entries, "notes": notes},
+        "input_quantization.json": iq.as_dict() if iq else
+        {"datatype": None, "note": "the graph input is not read by one per-tensor Quant: FINN takes it as it is"},
     }
+    if layers is not None:
+        files["folding_config.json"] = folding_config(layers)
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content, indent=2) + "\n")
-    (folder / "build.py").write_text(BUILD_PY)
-    return ["model.onnx", STEP_MODULE.name, "build.py", *files]
+    (folder / "build.py").write_text(BUILD_PY % {"last": LAST_VIVADO_FREE_STEP})
+    return {"files": sorted(["model.onnx", STEP_MODULE.name, "build.py", *files]), "notes": notes,
+            "input_quantization": files["input_quantization.json"]}

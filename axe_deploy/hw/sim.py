@@ -5,6 +5,8 @@ Verilator (or runs it with Icarus Verilog when Verilator is missing or asked for
 ``AXE_SIM_OVERFLOW`` define, streams every image through the top and returns the outputs,
 the measured cycles and the overflow count of every MVAU (output values whose
 accumulation left the register's range, seen by a 64-bit shadow accumulator).
+``simulate_many`` does the same for several designs written into one folder, side by side
+in one testbench, so that they cost one simulator build.
 
 The testbench can throttle both handshakes with a pseudo-random pattern (``stall=True``)
 to exercise the valid/ready logic; cycle figures are meaningful with ``stall=False``.

@@ -4,9 +4,10 @@ Functions on tensors only (no Brevitas, no files): ``quantize_layer`` for one ba
 calibration inputs, ``LayerStats`` + ``quantize_from_stats`` to stream many batches.
 """
 
-from .axe import check_feasible, smallest_feasible_bits
+from .axe import Infeasible, check_feasible, smallest_feasible_bits
+from .device import resolve_device
 from .layer import ALGORITHMS, OPTIONS, QuantInfo, quantize_from_stats, quantize_layer
 from .stats import LayerStats
 
-__all__ = ["ALGORITHMS", "OPTIONS", "LayerStats", "QuantInfo", "check_feasible", "quantize_from_stats",
-           "quantize_layer", "smallest_feasible_bits"]
+__all__ = ["ALGORITHMS", "OPTIONS", "Infeasible", "LayerStats", "QuantInfo", "check_feasible",
+           "quantize_from_stats", "quantize_layer", "resolve_device", "smallest_feasible_bits"]

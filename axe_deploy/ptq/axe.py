@@ -38,12 +38,16 @@ def smallest_feasible_bits(input_bits: int, input_signed: bool) -> int:
     return accumulator.min_bits(min(x_min, -x_max), max(x_max, -x_min), signed=True)
 
 
+class Infeasible(ValueError):
+    """A target P below the smallest feasible width of a layer's inputs (a sweep records it)."""
+
+
 def check_feasible(accumulator_bits: int, input_bits: int, input_signed: bool, name: str = "layer"):
-    """Raise ValueError naming the smallest feasible P when ``accumulator_bits`` is below it."""
+    """Raise Infeasible naming the smallest feasible P when ``accumulator_bits`` is below it."""
     p_min = smallest_feasible_bits(input_bits, input_signed)
     if accumulator_bits < p_min:
         kind = "signed" if input_signed else "unsigned"
-        raise ValueError(
+        raise Infeasible(
             f"{name}: accumulator_bits={accumulator_bits} is infeasible for {input_bits}-bit {kind} "
             f"inputs (a single weight of +-1 already needs {p_min} bits); "
             f"use accumulator_bits >= {p_min}")
@@ -66,11 +70,11 @@ def l1_ball_threshold(v: torch.Tensor, radius: float) -> torch.Tensor:
     return torch.where(a.sum(dim=1) <= radius, torch.zeros_like(theta), theta.clamp_min(0))
 
 
-def tile_index(K: int, tile_size: int | None) -> torch.Tensor:
+def tile_index(K: int, tile_size: int | None, device=None) -> torch.Tensor:
     """Tile of each input column: consecutive chunks of T along K (one tile when T is None)."""
     if tile_size is None or tile_size >= K:
-        return torch.zeros(K, dtype=torch.long)
-    return torch.arange(K) // tile_size
+        return torch.zeros(K, dtype=torch.long, device=device)
+    return torch.arange(K, device=device) // tile_size
 
 
 def soft_thresholds(v: torch.Tensor, tiles: torch.Tensor, radius: float) -> torch.Tensor:
@@ -78,12 +82,12 @@ def soft_thresholds(v: torch.Tensor, tiles: torch.Tensor, radius: float) -> torc
     M, K = v.shape
     n_tiles = int(tiles.max()) + 1
     T = int(torch.bincount(tiles).max())
-    padded = torch.zeros(M, n_tiles, T, dtype=v.dtype)
+    padded = torch.zeros(M, n_tiles, T, dtype=v.dtype, device=v.device)
     counts = torch.bincount(tiles, minlength=n_tiles)
-    pos = torch.arange(K) - torch.cumsum(counts, 0)[tiles] + counts[tiles]
+    pos = torch.arange(K, device=v.device) - torch.cumsum(counts, 0)[tiles] + counts[tiles]
     padded[:, tiles, pos] = v
     mean = padded.sum(dim=2, keepdim=True) / counts.to(v.dtype)[None, :, None]
-    valid = (torch.arange(T)[None, :] < counts[:, None])[None]
+    valid = (torch.arange(T, device=v.device)[None, :] < counts[:, None])[None]
     centred = torch.where(valid, padded - mean, torch.zeros_like(padded))
     return l1_ball_threshold(centred.reshape(M * n_tiles, T), radius).reshape(M, n_tiles)
 
@@ -99,8 +103,8 @@ def fit_factor(v: torch.Tensor, tiles: torch.Tensor, *, bits: int, x_min: int, x
     M, K = v.shape
     n_tiles = int(tiles.max()) + 1
     v = v.double()
-    pos = torch.zeros(M, n_tiles, dtype=torch.float64).index_add_(1, tiles, v.clamp_min(0))
-    neg = torch.zeros(M, n_tiles, dtype=torch.float64).index_add_(1, tiles, (-v).clamp_min(0))
+    pos = torch.zeros(M, n_tiles, dtype=torch.float64, device=v.device).index_add_(1, tiles, v.clamp_min(0))
+    neg = torch.zeros(M, n_tiles, dtype=torch.float64, device=v.device).index_add_(1, tiles, (-v).clamp_min(0))
     hi = x_max * pos - x_min * neg
     low = x_max * neg - x_min * pos
     inf = torch.full_like(hi, float("inf"))
@@ -137,8 +141,8 @@ class RunningBudget:
         self.x_min, self.x_max = int(x_min), int(x_max)
         self.levels = float(levels)
         n_tiles = max(self.tiles) + 1
-        self.room_hi = torch.full((n_tiles, M), float(2 ** (bits - 1) - 1), dtype=torch.float64)
-        self.room_lo = torch.full((n_tiles, M), float(2 ** (bits - 1)), dtype=torch.float64)
+        self.room_hi = torch.full((n_tiles, M), float(2 ** (bits - 1) - 1), dtype=torch.float64, device=tiles.device)
+        self.room_lo = torch.full((n_tiles, M), float(2 ** (bits - 1)), dtype=torch.float64, device=tiles.device)
 
     def interval(self, col: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Integer bounds (lower, upper) [M] (float64) for the weight of input column ``col``."""
@@ -182,11 +186,11 @@ class Constraint:
                  levels: int, tile_size: int | None, soft_scale=1.0):
         M, K = v.shape
         x_min, x_max = accumulator.input_bounds(input_bits, input_signed)
-        self.tiles = tile_index(K, tile_size)
+        self.tiles = tile_index(K, tile_size, v.device)
         self.budget = RunningBudget(M, self.tiles, bits, x_min, x_max, levels)
         radius = (2.0**bits - 2.0) / (x_max - x_min)
         lam = soft_thresholds(v.double(), self.tiles, radius)
-        scale = torch.as_tensor(soft_scale, dtype=torch.float64)
+        scale = torch.as_tensor(soft_scale, dtype=torch.float64, device=v.device)
         self.lam = (lam * (scale[:, None] if scale.ndim else scale)).T.contiguous()  # [n_tiles, M]
 
     def project(self, arg: torch.Tensor, col: int, soft: bool = True) -> torch.Tensor:

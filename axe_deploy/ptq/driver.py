@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from axe_deploy.config import LAYER_KEYS, SCHEMA, layer_values, match_layer
 
+from .device import resolve_device
 from .layer import OPTIONS, QuantInfo, quantize_from_stats
 from .stats import LayerStats
 
@@ -287,7 +288,9 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
 
     Refused before any layer changes: unknown [quant] keys, an uncalibrated model, a layer
     without a float twin of the same name, a weight quantizer that recomputes its scale
-    from the weights. After each layer the integers are read back from the Brevitas layer."""
+    from the weights. After each layer the integers are read back from the Brevitas layer.
+    The statistics and the core run on ``quant.device``; the models stay where they are."""
+    device = resolve_device(quant_cfg.get("device", "cpu"))
     check_quant_cfg(quant_cfg)
     check_calibrated(quant_model)
     plans = plan_layers(quant_model, quant_cfg)
@@ -308,7 +311,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
         stats = None
         if plan.algorithm != "rtn":
             x_f, _, _ = capture_input(float_model, plan.name, calib_x)
-            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq")
+            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq", device=device)
             cols_f, cols_q = unfold(mod_f, x_f), unfold(mod_q, x_q)
             rows = patch_rows(mod_q, len(cols_q), quant_cfg.get("calibration_patches", 0), seed)
             stats.update(cols_f[rows], cols_q[rows])
@@ -323,7 +326,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
         q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,
                                       input_signed=signed, algorithm=plan.algorithm,
                                       accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
-                                      seed=seed, name=plan.name, **options)
+                                      seed=seed, name=plan.name, device=device, **options)
         write_weights(mod_q, q, info.scale, plan.name)
         check_written(mod_q, q, plan.name)
         if (quant_cfg.get("bias_correction") or info.centred) and mod_q.bias is not None:

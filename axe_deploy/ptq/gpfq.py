@@ -30,7 +30,7 @@ def path_following(v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, L: int, *,
     require_finite("GPFQ/SPFQ", weights=v, H=H, G=G)
     M, K = v.shape
     if order is None:
-        order = torch.arange(K)
+        order = torch.arange(K, device=v.device)
     v = v[:, order].to(H.dtype)
     H = H[order][:, order]
     d = torch.diagonal(H).clone()

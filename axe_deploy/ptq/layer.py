@@ -136,10 +136,12 @@ def _run(algorithm, v, H, G, L, constraint, opts, seed):
 
 def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits: int, input_bits: int,
                         input_signed: bool, algorithm: str = "gpfq", accumulator_bits: int | None = None,
-                        tile_size: int | None = None, seed: int = 0, name: str = "layer",
+                        tile_size: int | None = None, seed: int = 0, name: str = "layer", device=None,
                         **options) -> tuple[torch.Tensor, QuantInfo]:
     """Quantize float ``weight`` [M, K] with per-channel ``scale`` [M] from calibration ``stats``.
 
+    Computes on ``device`` (default: the device of ``stats``, the CPU without them); q and
+    info.scale come back on the CPU whatever the device.
     Returns integer q (int64 [M, K], |q| <= 2^(weight_bits-1) - 1; the layer's weight
     becomes info.scale[:, None] * q, which is ``scale`` unless option ``rescale`` is on)
     and a QuantInfo. With ``accumulator_bits`` = P every row
@@ -150,12 +152,13 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     """
     start = time.perf_counter()
     opts = _check_options(algorithm, options, name)
-    weight = torch.as_tensor(weight)
+    device = torch.device(device if device is not None else stats.device if stats is not None else "cpu")
+    weight = torch.as_tensor(weight).to(device)
     if weight.ndim != 2:
         raise ValueError(f"{name}: weight must be [M, K] (Conv flattened to [C*kh*kw]), got {tuple(weight.shape)}")
     M, K = weight.shape
     require_finite(name, weight=weight)
-    scale = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
+    scale = torch.as_tensor(scale, dtype=torch.float64).to(device).reshape(-1)
     if scale.numel() == 1:
         scale = scale.repeat(M)
     require_finite(name, scale=scale)
@@ -190,11 +193,11 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     rescale, centre = (binding and opts.get(k, False) for k in ("rescale", "centre"))
     H = G = None
     if stats is not None and algorithm != "rtn":
-        H, G = _objective(algorithm, stats, centre)
+        H, G = (m.to(device) for m in _objective(algorithm, stats, centre))
         require_finite(f"{name}: calibration statistics", **{"H = X̃ᵀX̃": H, "G = X̃ᵀX": G})
     target = v
     if rescale:
-        target = v * axe.fit_factor(v, axe.tile_index(K, tile_size), bits=accumulator_bits, x_min=x_min,
+        target = v * axe.fit_factor(v, axe.tile_index(K, tile_size, device), bits=accumulator_bits, x_min=x_min,
                                     x_max=x_max).to(v.dtype)[:, None]
     constraint = None
     if binding:
@@ -204,13 +207,15 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     q = _run(algorithm, target, H, G, L, constraint, opts, seed)
     require_finite(f"{name}: {algorithm} (statistics too large for {dtype}?)", **{"the quantized weights": q})
     # Exact integer checks of what the algorithms promise, before anything uses q.
-    accumulator.check_levels(q.double().numpy(), L, name)
+    q_host = q.double().cpu().numpy()
+    accumulator.check_levels(q_host, L, name)
     if accumulator_bits is not None:
-        accumulator.check_budget(q.double().numpy(), accumulator_bits, input_bits=input_bits,
+        accumulator.check_budget(q_host, accumulator_bits, input_bits=input_bits,
                                  input_signed=input_signed, tile_size=tile_size or 0, name=name)
     q = q.round().to(torch.long)
     if rescale:
         scale = scale * axe.least_squares_gain(q, v, H, G)
+    q, scale = q.cpu(), scale.cpu()
     qn = q.numpy()
     acc = accumulator.analyze(qn, input_bits=input_bits, input_signed=input_signed,
                               weight_bits=weight_bits, tile_size=tile_size or 0)
@@ -229,19 +234,20 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
 def quantize_layer(weight, scale, x_float, x_quant, *, weight_bits: int, input_bits: int,
                    input_signed: bool, algorithm: str = "gpfq", accumulator_bits: int | None = None,
                    tile_size: int | None = None, seed: int = 0, dtype=torch.float32, name: str = "layer",
-                   **options) -> tuple[torch.Tensor, QuantInfo]:
+                   device="cpu", **options) -> tuple[torch.Tensor, QuantInfo]:
     """``quantize_from_stats`` on statistics of one batch: ``x_float``, ``x_quant`` [n, K] are
     the layer's inputs in the float network and in the partly quantized one (ignored
-    for ``rtn``); ``dtype`` is the precision of the statistics and of the sweeps.
+    for ``rtn``); ``dtype`` is the precision of the statistics and of the sweeps, ``device``
+    where they are computed.
     ``info.seconds`` includes collecting the statistics.
     """
     start = time.perf_counter()
     stats = None
     if algorithm != "rtn":
-        stats = LayerStats.from_data(x_float, x_quant, cross=algorithm != "optq", dtype=dtype)
+        stats = LayerStats.from_data(x_float, x_quant, cross=algorithm != "optq", dtype=dtype, device=device)
     q, info = quantize_from_stats(weight, scale, stats, weight_bits=weight_bits, input_bits=input_bits,
                                   input_signed=input_signed, algorithm=algorithm,
                                   accumulator_bits=accumulator_bits, tile_size=tile_size, seed=seed,
-                                  name=name, **options)
+                                  name=name, device=device, **options)
     info.seconds = time.perf_counter() - start
     return q, info

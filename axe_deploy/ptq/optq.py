@@ -20,7 +20,7 @@ def inverse_cholesky(H: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, to
     H = H.clone()
     dead = torch.diagonal(H) == 0
     H[dead, dead] = 1
-    idx = torch.arange(H.shape[0])
+    idx = torch.arange(H.shape[0], device=H.device)
     H[idx, idx] += percdamp * torch.mean(torch.diagonal(H))
     Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H))
     return torch.linalg.cholesky(Hinv, upper=True), dead
@@ -38,7 +38,7 @@ def optq(v: torch.Tensor, H: torch.Tensor, L: int, *, constraint=None, percdamp:
     require_finite("OPTQ", weights=v, H=H)
     M, K = v.shape
     order = (torch.argsort(torch.diagonal(H), descending=True, stable=True) if act_order
-             else torch.arange(K))
+             else torch.arange(K, device=H.device))
     w = v.to(H.dtype)[:, order].clone()
     try:
         Hinv, dead = inverse_cholesky(H[order][:, order], percdamp)
@@ -48,7 +48,7 @@ def optq(v: torch.Tensor, H: torch.Tensor, L: int, *, constraint=None, percdamp:
     w[:, dead] = 0
     cols = order.tolist()
     dinv = torch.diagonal(Hinv).tolist()
-    Qt = torch.empty(K, M, dtype=w.dtype)
+    Qt = torch.empty(K, M, dtype=w.dtype, device=w.device)
 
     def step(t, wt):
         if constraint is None:

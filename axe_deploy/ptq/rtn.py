@@ -25,7 +25,8 @@ def round_stochastic(z: torch.Tensor, L: int, generator=None) -> torch.Tensor:
     contains z, so clamping z to AXE's bounds first keeps the guarantee.
     """
     low = torch.floor(z)
-    up = torch.rand(z.shape, generator=generator, dtype=z.dtype) < (z - low)
+    # drawn on the CPU generator whatever z's device: the same seed rounds the same way on a GPU
+    up = torch.rand(z.shape, generator=generator, dtype=z.dtype).to(z.device) < (z - low)
     return torch.clamp(low + up.to(z.dtype), -L, L)
 
 

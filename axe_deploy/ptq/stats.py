@@ -5,7 +5,8 @@ X: the same inputs in the float network), both [K, K], divided by the sample cou
 the column means of X̃ and X (for the centred objective, whose mean error a bias absorbs).
 GPFQ and SPFQ need both, OPTQ only H; the scaling by 1/n changes none of them.
 float32 by default (as Brevitas and the reference OPTQ): the algorithms' sweeps then run
-in float32 too, while AXE's budget is always kept exactly (axe.py).
+in float32 too, while AXE's budget is always kept exactly (axe.py). ``device``: where the
+sums are kept (batches are moved there), and so where ``quantize_from_stats`` computes.
 """
 
 from __future__ import annotations
@@ -36,27 +37,28 @@ def mantissa_bits(dtype) -> int:
 class LayerStats:
     """Streaming H and G of one layer; ``update`` takes [n, K] batches (Conv: unfolded patches)."""
 
-    def __init__(self, K: int, *, cross: bool = True, dtype=torch.float32):
+    def __init__(self, K: int, *, cross: bool = True, dtype=torch.float32, device="cpu"):
         if dtype not in DTYPES:
             raise ValueError(f"LayerStats: dtype {dtype} is not supported (its sums lose the statistics); "
                              f"use torch.float32 or torch.float64")
         self.K = K
         self.dtype = dtype
+        self.device = torch.device(device)
         self.n = 0
-        self._h = torch.zeros(K, K, dtype=dtype)
-        self._g = torch.zeros(K, K, dtype=dtype) if cross else None
-        self._sum_q = torch.zeros(K, dtype=torch.float64)
-        self._sum_f = torch.zeros(K, dtype=torch.float64) if cross else None
+        self._h = torch.zeros(K, K, dtype=dtype, device=self.device)
+        self._g = torch.zeros(K, K, dtype=dtype, device=self.device) if cross else None
+        self._sum_q = torch.zeros(K, dtype=torch.float64, device=self.device)
+        self._sum_f = torch.zeros(K, dtype=torch.float64, device=self.device) if cross else None
 
     def update(self, x_float: torch.Tensor | None, x_quant: torch.Tensor) -> "LayerStats":
         require_finite("LayerStats.update", x_quant=x_quant, x_float=x_float)
-        xq = torch.as_tensor(x_quant).reshape(-1, self.K).to(self.dtype)
+        xq = torch.as_tensor(x_quant).reshape(-1, self.K).to(self.device, self.dtype)
         self._h.addmm_(xq.T, xq)
         self._sum_q += xq.sum(dim=0, dtype=torch.float64)
         if self._g is not None:
             if x_float is None:
                 raise ValueError("LayerStats(cross=True) needs x_float for G = X̃ᵀX")
-            xf = torch.as_tensor(x_float).reshape(-1, self.K).to(self.dtype)
+            xf = torch.as_tensor(x_float).reshape(-1, self.K).to(self.device, self.dtype)
             if xf.shape != xq.shape:
                 raise ValueError(f"x_float {tuple(xf.shape)} and x_quant {tuple(xq.shape)} differ in shape")
             self._g.addmm_(xq.T, xf)
@@ -69,9 +71,9 @@ class LayerStats:
         return self
 
     @classmethod
-    def from_data(cls, x_float, x_quant, *, cross: bool = True, dtype=torch.float32) -> "LayerStats":
+    def from_data(cls, x_float, x_quant, *, cross: bool = True, dtype=torch.float32, device="cpu") -> "LayerStats":
         x_quant = torch.as_tensor(x_quant)
-        return cls(x_quant.shape[-1], cross=cross, dtype=dtype).update(x_float, x_quant)
+        return cls(x_quant.shape[-1], cross=cross, dtype=dtype, device=device).update(x_float, x_quant)
 
     def _check(self):
         if self.n == 0:

@@ -233,11 +233,13 @@ def _quant_layers(weight_bits=4, act_bits=8, input_bits=8, layer_weight_bits=Non
 
 @torch.no_grad()
 def perplexity(model: nn.Module, batches: torch.Tensor, batch_size: int = 64) -> float:
-    """exp(mean next-token cross-entropy) over windows [n, t + 1] (predict tokens 1..t)."""
+    """exp(mean next-token cross-entropy) over windows [n, t + 1] (predict tokens 1..t), on the
+    device of ``model``'s parameters."""
     model.eval()
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(batches), batch_size):
-        chunk = batches[i:i + batch_size]
+        chunk = batches[i:i + batch_size].to(device)
         logits = model(chunk[:, :-1])
         total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1),
                                        reduction="sum"))

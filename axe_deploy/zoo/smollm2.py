@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from axe_deploy.config import match_layer
-from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats
+from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats, resolve_device
 from axe_deploy.ptq.driver import brevitas_axe, plan_layers
 from axe_deploy.ptq.layer import OPTIONS
 from axe_deploy.model import ModelBundle
@@ -289,8 +289,10 @@ def _forward_capturing(layer: nn.Module, names: list[str], h: torch.Tensor, kw: 
     return seen, out
 
 
-def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results: dict, seed: int, options: dict):
-    """Forward pre-hook that quantizes a QuantLinear from the input it is about to receive."""
+def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results: dict, seed: int, options: dict,
+                   device: torch.device):
+    """Forward pre-hook that quantizes a QuantLinear from the input it is about to receive
+    (statistics and core on ``device``)."""
 
     def hook(mod_q, args):
         x_q = args[0]
@@ -302,14 +304,15 @@ def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results
                              f"for {plan.weight_bits}; build the model with the per-layer bits")
         stats = None
         if plan.algorithm != "rtn":
-            stats = LayerStats(mod_q.in_features, cross=plan.algorithm != "optq").update(x_f.get(local), x_q.value)
+            stats = LayerStats(mod_q.in_features, cross=plan.algorithm != "optq",
+                               device=device).update(x_f.get(local), x_q.value)
         scale = mod_q.quant_weight().scale.detach().reshape(-1)
         q, info = quantize_from_stats(float_linear.weight.detach(), scale, stats, weight_bits=plan.weight_bits,
                                       input_bits=int(x_q.bit_width.item()), input_signed=bool(x_q.signed),
                                       algorithm=plan.algorithm, accumulator_bits=plan.accumulator_bits,
-                                      tile_size=plan.tile_size, seed=seed, name=plan.name,
+                                      tile_size=plan.tile_size, seed=seed, name=plan.name, device=device,
                                       **{k: v for k, v in options.items() if k in OPTIONS[plan.algorithm]})
-        mod_q.weight.data = (scale[:, None] * q.to(scale.dtype)).to(mod_q.weight.dtype)
+        mod_q.weight.data = (scale[:, None] * q.to(scale.device, scale.dtype)).to(mod_q.weight.dtype)
         results[plan.name] = info
 
     return hook
@@ -329,11 +332,27 @@ def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: to
     already quantized); X for GPFQ / SPFQ is the float layer's on the float stream.
     ``quant_model`` need not be calibrated beforehand. ``quant.options`` reach the core as
     given (no ``rescale``/``centre`` defaults: Llama Linears have no bias to absorb a mean).
+    On a GPU (``quant.device``) both models and the data move there for the run and back to
+    the CPU after it.
     """
     if quant_cfg.get("bias_correction"):
         raise ValueError("quantize_blockwise does not do bias correction (Llama Linears have no bias); "
                          "set quant.bias_correction = false")
     plans = {p.name: p for p in plan_layers(quant_model, quant_cfg)}
+    device = resolve_device(quant_cfg.get("device", "cpu"))
+    if device.type == "cpu":
+        return _quantize_blockwise(float_model, quant_model, calib_x, quant_cfg, plans, device, seed, progress)
+    try:
+        float_model.to(device)
+        quant_model.to(device)
+        return _quantize_blockwise(float_model, quant_model, calib_x.to(device), quant_cfg, plans, device, seed,
+                                   progress)
+    finally:
+        float_model.to("cpu")
+        quant_model.to("cpu")
+
+
+def _quantize_blockwise(float_model, quant_model, calib_x, quant_cfg, plans, device, seed, progress):
     h_f, kw = _first_layer_inputs(float_model, calib_x)
     h_q = h_f
     results: dict[str, QuantInfo | None] = {}
@@ -350,7 +369,8 @@ def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: to
             if plan.skip:
                 results[plan.name] = None
                 continue
-            hook = _quantize_hook(plan, lay_f.get_submodule(n), x_f, n, results, seed, quant_cfg.get("options") or {})
+            hook = _quantize_hook(plan, lay_f.get_submodule(n), x_f, n, results, seed, quant_cfg.get("options") or {},
+                                  device)
             handles.append(lay_q.get_submodule(n).register_forward_pre_hook(hook))
         try:
             h_q = lay_q(h_q, **kw)
