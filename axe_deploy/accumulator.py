@@ -34,12 +34,8 @@ def check_bits(name: str, bits, lo: int, hi: int) -> int:
 
 
 def input_bounds(bits: int, signed: bool, narrow: bool = False) -> tuple[int, int]:
-    """Integer range of an N-bit input: [0, 2^N - 1] or [-2^(N-1) (+1 if narrow), 2^(N-1) - 1];
-    a signed 1-bit input is bipolar, [-1, 1] (its values are ±1: QONNX's 1-bit signed Quant
-    and BipolarQuant, Brevitas's binary quantizers)."""
+    """Integer range of an N-bit input: [0, 2^N - 1] or [-2^(N-1) (+1 if narrow), 2^(N-1) - 1]."""
     bits = check_bits("input bit width", bits, 1, 64)
-    if bits == 1 and signed:
-        return -1, 1
     if signed:
         return -(2 ** (bits - 1)) + int(narrow), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1

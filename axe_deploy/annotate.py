@@ -71,9 +71,9 @@ class AnnotateAccumulators(Transformation):
         for layer in layers:
             node = model.graph.node[layer.node_index]
             T = int(match_layer(self.tile_sizes, layer.layer_name, 0) or 0)
-            info = accumulator.analyze(layer.q, input_bits=layer.input.bits,
-                                       input_signed=layer.input.signed, weight_bits=layer.weight.bits,
-                                       tile_size=T, input_narrow=layer.input.narrow)
+            bits, signed, narrow = layer.input.range_format
+            info = accumulator.analyze(layer.q, input_bits=bits, input_signed=signed, weight_bits=layer.weight.bits,
+                                       tile_size=T, input_narrow=narrow)
             target = int(match_layer(self.targets, layer.layer_name, 0) or 0)
             if target and not accumulator.fits(info.lo, info.hi, target, signed=True):
                 raise GraphError(f"layer '{layer.layer_name}' ({node.op_type} '{node.name}'): exact "
@@ -109,8 +109,9 @@ def check_annotation(layer, props: dict[str, str]) -> None:
     except (KeyError, ValueError, TypeError) as e:
         raise GraphError(f"{where}: malformed accumulator annotation {props} ({e}); run the annotate step "
                          f"again") from None
-    info = accumulator.analyze(layer.q, input_bits=layer.input.bits, input_signed=layer.input.signed,
-                               weight_bits=layer.weight.bits, tile_size=T, input_narrow=layer.input.narrow)
+    bits, signed, narrow = layer.input.range_format
+    info = accumulator.analyze(layer.q, input_bits=bits, input_signed=signed,
+                               weight_bits=layer.weight.bits, tile_size=T, input_narrow=narrow)
     if lo > info.lo or hi < info.hi:
         raise GraphError(f"{where}: annotated accumulator range [{lo}, {hi}] is narrower than the exact range "
                          f"[{info.lo}, {info.hi}] of its weights; run the annotate step again")

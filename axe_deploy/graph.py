@@ -43,6 +43,12 @@ class QuantSpec:
         return self.bits == 1 and self.signed
 
     @property
+    def range_format(self) -> tuple[int, bool, bool]:
+        """(bits, signed, narrow) of an integer format with this one's range, for the
+        accumulator analysis: bipolar ±1 is the narrow signed 2-bit range [-1, 1]."""
+        return (2, True, True) if self.bipolar else (self.bits, self.signed, self.narrow)
+
+    @property
     def datatype(self) -> str:
         return "BIPOLAR" if self.bipolar else f"{'INT' if self.signed else 'UINT'}{self.bits}"
 

@@ -103,7 +103,7 @@ def check_layer(layer: QuantLayer, props: dict, x_int: np.ndarray) -> LayerCheck
     inner = DataType[props["accumulator_datatype"]]
     outer = DataType[props.get("outer_accumulator_datatype", props["accumulator_datatype"])]
     lo, hi = annotation_range(props)
-    x_min, x_max = accumulator.input_bounds(layer.input.bits, layer.input.signed, layer.input.narrow)
+    x_min, x_max = accumulator.input_bounds(*layer.input.range_format)
     x_hi, x_lo = accumulator.worst_case_inputs(layer.q, x_min, x_max)
     worst = np.stack([(x_hi * layer.q).sum(1), (x_lo * layer.q).sum(1)])
     full = x_int @ layer.q.T

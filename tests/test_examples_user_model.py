@@ -35,3 +35,4 @@ def test_example_reaches_three_bits_below_round_to_nearest_bit_exactly(flow, tmp
     sim = report["hardware"]["rtl_sim"]
     assert sim["vectors"] == sim["bit_exact_vectors"] == 48 and sim["overflows"] == 0
     assert report["metrics"]["quant_accuracy"] >= report["metrics"]["float_accuracy"] - 0.03
+    assert all(c["passed"] for c in report["checks"].values()), report["checks"]

@@ -203,6 +203,7 @@ def test_foreign_graphs_lower_and_simulate_bit_exactly(name, tmp_path, monkeypat
     sim = report["hardware"]["rtl_sim"]
     assert sim["vectors"] == sim["bit_exact_vectors"] == 3 and sim["overflows"] == 0
     assert all(l["overflow_free"] for l in report["layers"])
+    assert report["checks"] and all(c["passed"] for c in report["checks"].values()), report["checks"]
 
 @pytest.fixture()
 def sigmoid_graph(tmp_path):

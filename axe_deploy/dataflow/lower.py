@@ -64,6 +64,7 @@ def _layers(model: ModelWrapper, node) -> list[Layer]:
             input_signed=inp.signed(), weight_bits=w.bitwidth(), acc_bits=acc.bitwidth(),
             acc_signed=acc.signed(), weights=_init(model, node.input[1]).T,
             thresholds=thresholds, num_vectors=vectors, act_val=_attr(node, "ActVal", 0), tile_size=tile,
+            input_narrow=bool(_attr(node, "inputNarrow", 0)),
             outer_bits=DataType[_attr(node, "outerAccDataType")].bitwidth() if tile else 0)
         order = _attr(node, "inputOrder")
         if order is None:

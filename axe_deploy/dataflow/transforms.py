@@ -355,6 +355,7 @@ class ConvertLayersToMVAU(Transformation):
             x_in = win
         common = dict(domain=DOMAIN, MW=layer.K, MH=layer.M, SIMD=1, PE=1, numInputVectors=vectors,
                       inputDataType=layer.input.datatype, weightDataType=layer.weight.datatype,
+                      inputNarrow=int(layer.input.narrow and layer.input.signed),
                       accDataType=props["accumulator_datatype"], accRange=props["accumulator_range"],
                       layer_name=name, mem_mode="internal_embedded", **tiles)
         w_name = model.make_new_valueinfo_name()

@@ -93,6 +93,7 @@ class MVAULayer:
     act_val: int = 0  # FINN's ActVal: added to the threshold count (signed activations: its minimum)
     tile_size: int = 0
     outer_bits: int = 0
+    input_narrow: bool = False  # signed inputs never take -2^(N-1) (their producer's narrow range)
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights)

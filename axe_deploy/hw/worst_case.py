@@ -131,7 +131,8 @@ def run_worst_case(layers: list, folder, annotated_ranges: dict[str, tuple[int, 
     for i, layer in enumerate(mvaus):
         # thresholds off: the output is the accumulator register; one vector per image
         raw = dataclasses.replace(layer, thresholds=None, num_vectors=1)
-        wc = worst_case_vectors(layer.weights, *input_bounds(layer.input_bits, layer.input_signed))
+        wc = worst_case_vectors(layer.weights, *input_bounds(layer.input_bits, layer.input_signed,
+                                                             layer.input_narrow))
         exact = partial_sums(layer.weights, wc.vectors)[:, :, 0]
         tile_sums = partial_sums(layer.weights, wc.vectors, layer.tile_size)  # what the (inner) register holds
         designs.append(write_rtl([raw], folder, top=f"wc{i}"))
