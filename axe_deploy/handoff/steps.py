@@ -205,9 +205,10 @@ def step_finn(state, cfg):
     section["execution"] = {**_compare(finn["outputs"], reference), "reference": ref_name}
     section["estimates"] = {
         "finn": finn["estimates"],
-        "axe_deploy": {"luts": (hw.get("synth") or {}).get("luts"), "cycles": hw.get("cycles_per_inference_estimated"),
+        "axe_deploy": {"luts": (hw.get("synth") or {}).get("luts"), "bram18": (hw.get("synth") or {}).get("brams"),
+                       "cycles": hw.get("cycles_per_inference_estimated"),
                        "fps": hw.get("inferences_per_second_estimated"),
-                       "luts_source": "yosys synth_xilinx" if hw.get("synth") else None},
+                       "source": "yosys synth_xilinx (our RTL)" if hw.get("synth") else "no synthesize step"},
     }
     state.report["finn"] = section
     narrower = [r for r in rows if r["status"] == "narrower"]
