@@ -102,7 +102,7 @@ def test_hls4ml_is_exact_with_the_proven_accum_and_wraps_one_bit_narrower(build,
     assert wrong > 0
 
 
-def _foreign_qonnx(path: Path) -> Path:
+def _foreign_qonnx(path: Path, annotate: bool = True) -> Path:
     """A QONNX file not made by axe-deploy or Brevitas: MatMul layers, per-channel INT3 weights,
     a UINT4 input quantizer with a power-of-two scale, foreign node names; annotated by us."""
     from onnx import TensorProto, helper
@@ -136,30 +136,31 @@ def _foreign_qonnx(path: Path) -> Path:
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
                               initializer=[helper.make_tensor(n, TensorProto.FLOAT, v.shape, v.flatten())
                                            for n, v in inits.items()])
-    model = ModelWrapper(qonnx_make_model(graph)).transform(AnnotateAccumulators())
+    model = ModelWrapper(qonnx_make_model(graph))
+    if annotate:
+        model = model.transform(AnnotateAccumulators())
     model.save(str(path))
     return path
 
 
 def test_foreign_qonnx_through_finn_and_hls4ml(tmp_path, finn_venv):
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from axe_deploy.handoff.finn import write_handoff as write_finn
-    from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml
-    from axe_deploy.handoff.steps import run_finn_handoff
-    from axe_deploy.validate import run_qonnx
-
-    qonnx = _foreign_qonnx(tmp_path / "foreign.onnx")
-    write_finn(tmp_path / "finn", qonnx, None, part="xc7z020clg400-1", clock_ns=10.0)
-    x = np.random.default_rng(1).uniform(0, 2, size=(48, 16)).astype(np.float32)
-    model = ModelWrapper(str(qonnx))
-    ref = run_qonnx(model, x)[model.graph.output[0].name]
-    finn = run_finn_handoff(tmp_path / "finn", x, {"finn": {"venv": str(finn_venv)}})
+    """A foreign QONNX file through the flow's onnx route ([model] onnx, [data] inputs) and both
+    compilers: FINN and hls4ml equal onnxruntime on the foreign graph's QCDQ twin."""
+    _foreign_qonnx(tmp_path / "foreign.onnx", annotate=False)
+    np.save(tmp_path / "inputs.npy", np.random.default_rng(1).uniform(0, 2, size=(48, 16)).astype(np.float32))
+    steps = ["import_onnx", "annotate", "validate", "lower", "fold", "handoff", "finn",
+             *(["hls4ml"] if HAVE_HLS4ML else []), "report"]
+    (tmp_path / "flow.toml").write_text(f'[flow]\nname = "foreign"\nsteps = {json.dumps(steps)}\n'
+                                        f'[model]\nonnx = "foreign.onnx"\n[data]\ninputs = "inputs.npy"\n'
+                                        f'[finn]\nvenv = "{finn_venv}"\n')
+    cfg = config.load(tmp_path / "flow.toml")
+    report = run_flow(cfg, tmp_path / "build", where=str(tmp_path / "flow.toml"), progress=lambda s: None)
+    finn = report["finn"]
     assert len(finn["steps_completed"]) == FINN_STEPS.index(LAST_VIVADO_FREE_STEP) + 1
-    assert [m["status"] for m in finn["mvaus"]] in (["equal", "equal"], ["equal", "wider"])
-    np.testing.assert_allclose(finn["outputs"], ref, rtol=0, atol=1e-4)
+    assert [m["ours"] for m in finn["mvaus"]] == [l["accumulator_datatype"] for l in report["layers"]]
+    assert all(m["status"] == "equal" or "multiple of 8" in m.get("reason", "") for m in finn["mvaus"])
+    assert finn["execution"]["reference"] == "onnxruntime" and finn["execution"]["passed"]
+    assert finn["execution"]["max_abs_diff_vs_onnxruntime"] <= 1e-4
     if HAVE_HLS4ML:
-        write_hls4ml(tmp_path / "hls4ml", qonnx, part="xc7z020clg400-1", clock_mhz=100.0)
-        y, accum = run_hls4ml_build(tmp_path / "hls4ml", x)
-        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-4)
-        assert len(accum) == 2
+        assert report["hls4ml"]["test"]["passed"] and report["hls4ml"]["worst_case"]["passed"]
+    assert all(c["passed"] for c in report["checks"].values()), report["checks"]

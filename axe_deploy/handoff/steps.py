@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from axe_deploy import checks
 from axe_deploy.config import FlowConfigError
 from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.validate import run_onnxruntime, run_qonnx
 
 REPO = Path(__file__).resolve().parents[2]
 FINN_TIMEOUT_S = 1800
@@ -116,7 +117,17 @@ def _compare(got: np.ndarray, ref: np.ndarray) -> dict:
 
 
 def _check(state, name: str, passed: bool, detail: str) -> None:
-    state.report.setdefault("checks", {})[name] = {"passed": bool(passed), "detail": detail}
+    checks.record(state.report, name, passed, detail)
+
+
+def _reference(state, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """onnxruntime on model.qcdq.onnx, or qonnx's execution where no QCDQ twin could be made
+    (a foreign graph)."""
+    qcdq = state.out / "model.qcdq.onnx"
+    if qcdq.exists():
+        return run_onnxruntime(qcdq, x, state.ort_optimize), "onnxruntime"
+    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
+    return run_qonnx(qonnx, x)[qonnx.graph.output[0].name], "qonnx"
 
 
 def _json(path: Path):
@@ -180,7 +191,7 @@ def step_finn(state, cfg):
     folder = state.out / "finn"
     if not (folder / "build.py").is_file():
         raise FlowConfigError("step 'finn' needs the FINN handoff: put 'handoff' before 'finn' in flow.steps")
-    x = state.bundle.test_x.numpy()
+    x = state.test_data()[0]
     try:
         finn = run_finn_handoff(folder, x, cfg)
     except FinnBuildError as e:
@@ -190,12 +201,14 @@ def step_finn(state, cfg):
     rows = finn["mvaus"]
     section = {k: finn[k] for k in ("finn_commit", "seconds", "steps_completed", "mvaus")}
     section["log"] = "finn/output/build_dataflow.log"
-    section["execution"] = _compare(finn["outputs"], run_onnxruntime(state.out / "model.qcdq.onnx", x))
+    reference, ref_name = _reference(state, x)
+    section["execution"] = {**_compare(finn["outputs"], reference), "reference": ref_name}
     section["estimates"] = {
         "finn": finn["estimates"],
-        "axe_deploy": {"luts": (hw.get("synth") or {}).get("luts"), "cycles": hw.get("cycles_per_inference_estimated"),
+        "axe_deploy": {"luts": (hw.get("synth") or {}).get("luts"), "bram18": (hw.get("synth") or {}).get("brams"),
+                       "cycles": hw.get("cycles_per_inference_estimated"),
                        "fps": hw.get("inferences_per_second_estimated"),
-                       "luts_source": "yosys synth_xilinx" if hw.get("synth") else None},
+                       "source": "yosys synth_xilinx (our RTL)" if hw.get("synth") else "no synthesize step"},
     }
     state.report["finn"] = section
     narrower = [r for r in rows if r["status"] == "narrower"]
@@ -206,7 +219,7 @@ def step_finn(state, cfg):
               if wider else ""))
     e = section["execution"]
     _check(state, "finn_execution", e["passed"],
-           f"FINN execute_onnx vs onnxruntime on {e['vectors']} test inputs: argmax equal "
+           f"FINN execute_onnx vs {ref_name} on {e['vectors']} test inputs: argmax equal "
            f"{e['argmax_equal_onnxruntime']:.4f}, max |diff| {e['max_abs_diff_vs_onnxruntime']:.3g} "
            f"(allowed {MAX_ABS_DIFF})")
     state.artifacts["finn_output"] = "finn/output/"
@@ -245,22 +258,22 @@ def step_hls4ml(state, cfg):
         skipped = state.report.get("handoff", {}).get("hls4ml", {}).get("skipped")
         raise FlowConfigError(skipped or "step 'hls4ml' needs the hls4ml handoff: put 'handoff' before 'hls4ml' "
                                          "in flow.steps")
-    x = state.bundle.test_x.numpy()
+    x = state.test_data()[0]
     worst_file = folder / "worst_case_inputs.npy"
     worst = np.load(worst_file) if worst_file.is_file() else np.zeros((0, *x.shape[1:]), dtype=np.float32)
     both = np.concatenate([x.reshape(len(x), *worst.shape[1:]), worst]).astype(np.float32)
     start = time.perf_counter()
     y, accum = run_hls4ml_build(folder, both)
     seconds = time.perf_counter() - start
-    ort = run_onnxruntime(state.out / "model.qcdq.onnx", both.reshape(len(both), *x.shape[1:]))
+    ort, ref_name = _reference(state, both.reshape(len(both), *x.shape[1:]))
     layers = state.report.get("handoff", {}).get("hls4ml", {}).get("layers", {})
     section = {"seconds": round(seconds, 2), "test": _compare(y[:len(x)], ort[:len(x)]),
                "worst_case": _compare(y[len(x):], ort[len(x):]) if len(worst) else None, "layers": layers,
-               "hls4ml_accum_types": accum}
+               "hls4ml_accum_types": accum, "reference": ref_name}
     state.report["hls4ml"] = section
     t, w = section["test"], section["worst_case"]
     _check(state, "hls4ml_csim", t["passed"] and (w is None or w["passed"]),
-           f"hls4ml C simulation vs onnxruntime: test argmax equal {t['argmax_equal_onnxruntime']:.4f}, "
+           f"hls4ml C simulation vs {ref_name}: test argmax equal {t['argmax_equal_onnxruntime']:.4f}, "
            f"max |diff| {t['max_abs_diff_vs_onnxruntime']:.3g}; " + (
                f"worst-case inputs ({w['vectors']}) argmax equal {w['argmax_equal_onnxruntime']:.4f}, "
                f"max |diff| {w['max_abs_diff_vs_onnxruntime']:.3g}" if w else "no worst-case inputs"))
