@@ -90,6 +90,20 @@ def test_rtl_worst_case_fails_a_too_narrow_register_and_a_wrong_annotation(tmp_p
     assert not got.passed and got.overflows == 0 and "!= annotated" in got.detail
 
 
+def test_narrow_signed_inputs_use_the_quantizer_range(tmp_path):
+    """A narrow signed quantizer gives [-(2^(N-1) - 1), 2^(N-1) - 1]: the annotation assumes
+    that range, and so must the worst case (the data type's -2^(N-1) would exceed it)."""
+    rng = np.random.default_rng(9)
+    layer = random_mvau(rng, "n", 6, 4, SIMD=3, PE=2, input_bits=2, input_signed=True, n_thresholds=None)
+    info = accumulator.analyze(layer.weights, input_bits=2, input_signed=True, weight_bits=4, input_narrow=True)
+    layer = dataclasses.replace(layer, acc_bits=info.exact_bits)
+    annotated = {"n": (info.lo, info.hi)}
+    got = run_worst_case([layer], tmp_path / "narrow", annotated, {"n": (-1, 1)}, simulator="icarus").layers[0]
+    assert got.passed and got.observed_range == (info.lo, info.hi), got.detail
+    got = run_worst_case([layer], tmp_path / "full", annotated, simulator="icarus").layers[0]
+    assert not got.passed and got.observed_range != (info.lo, info.hi)
+
+
 def test_checks_record_and_summarize():
     report = {}
     assert checks.summary_line(report) is None and checks.failures(report) == {}

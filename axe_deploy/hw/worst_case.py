@@ -121,18 +121,23 @@ class WorstCaseRun:
 
 
 def run_worst_case(layers: list, folder, annotated_ranges: dict[str, tuple[int, int]],
+                   input_ranges: dict[str, tuple[int, int]] | None = None,
                    simulator: str = "auto") -> WorstCaseRun:
     """Simulate every MVAU of ``layers`` (as folded) on its worst-case vectors, and again
     one bit narrower, in one testbench written into ``folder``. ``annotated_ranges``:
-    {layer name: (lo, hi)} from the graph annotation."""
+    {layer name: (lo, hi)} from the graph annotation; ``input_ranges``: {layer name:
+    (x_min, x_max)} where the input quantizer is narrower than its data type (a narrow signed
+    quantizer never gives -2^(N-1)); other layers take their data type's whole range."""
+    input_ranges = input_ranges or {}
     folder = Path(folder)
     mvaus = [layer for layer in layers if isinstance(layer, MVAULayer)]
     designs, inputs, plan = [], [], []
     for i, layer in enumerate(mvaus):
         # thresholds off: the output is the accumulator register; one vector per image
         raw = dataclasses.replace(layer, thresholds=None, num_vectors=1)
-        wc = worst_case_vectors(layer.weights, *input_bounds(layer.input_bits, layer.input_signed,
-                                                             layer.input_narrow))
+        x_range = input_ranges.get(layer.name) or input_bounds(layer.input_bits, layer.input_signed,
+                                                               layer.input_narrow)
+        wc = worst_case_vectors(layer.weights, *x_range)
         exact = partial_sums(layer.weights, wc.vectors)[:, :, 0]
         tile_sums = partial_sums(layer.weights, wc.vectors, layer.tile_size)  # what the (inner) register holds
         designs.append(write_rtl([raw], folder, top=f"wc{i}"))
