@@ -116,10 +116,6 @@ def _compare(got: np.ndarray, ref: np.ndarray) -> dict:
             "passed": bool(argmax == 1.0 and diff <= MAX_ABS_DIFF)}
 
 
-def _check(state, name: str, passed: bool, detail: str) -> None:
-    checks.record(state.report, name, passed, detail)
-
-
 def _reference(state, x: np.ndarray) -> tuple[np.ndarray, str]:
     """onnxruntime on model.qcdq.onnx, or qonnx's execution where no QCDQ twin could be made
     (a foreign graph)."""
@@ -195,7 +191,7 @@ def step_finn(state, cfg):
     try:
         finn = run_finn_handoff(folder, x, cfg)
     except FinnBuildError as e:
-        _check(state, "finn_build", False, str(e).splitlines()[-1])
+        checks.record(state.report, "finn_build", False, str(e).splitlines()[-1])
         raise
     hw = state.report.get("hardware", {})
     rows = finn["mvaus"]
@@ -213,12 +209,12 @@ def step_finn(state, cfg):
     state.report["finn"] = section
     narrower = [r for r in rows if r["status"] == "narrower"]
     wider = [r for r in rows if r["status"] == "wider"]
-    _check(state, "finn_accumulators", not narrower,
+    checks.record(state.report, "finn_accumulators", not narrower,
            f"{len(rows)} MVAUs: " + ", ".join(f"{r['layer']} FINN {r['finn']} / ours {r['ours']}" for r in rows)
            + (f"; wider: {[r['layer'] + (' (' + r['reason'] + ')' if 'reason' in r else '') for r in wider]}"
               if wider else ""))
     e = section["execution"]
-    _check(state, "finn_execution", e["passed"],
+    checks.record(state.report, "finn_execution", e["passed"],
            f"FINN execute_onnx vs {ref_name} on {e['vectors']} test inputs: argmax equal "
            f"{e['argmax_equal_onnxruntime']:.4f}, max |diff| {e['max_abs_diff_vs_onnxruntime']:.3g} "
            f"(allowed {MAX_ABS_DIFF})")
@@ -272,7 +268,7 @@ def step_hls4ml(state, cfg):
                "hls4ml_accum_types": accum, "reference": ref_name}
     state.report["hls4ml"] = section
     t, w = section["test"], section["worst_case"]
-    _check(state, "hls4ml_csim", t["passed"] and (w is None or w["passed"]),
+    checks.record(state.report, "hls4ml_csim", t["passed"] and (w is None or w["passed"]),
            f"hls4ml C simulation vs {ref_name}: test argmax equal {t['argmax_equal_onnxruntime']:.4f}, "
            f"max |diff| {t['max_abs_diff_vs_onnxruntime']:.3g}; " + (
                f"worst-case inputs ({w['vectors']}) argmax equal {w['argmax_equal_onnxruntime']:.4f}, "
