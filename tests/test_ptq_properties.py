@@ -16,10 +16,7 @@ SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[Heal
 
 
 def input_range(bits, signed):
-    """[x_min, x_max] of the integer inputs, written out here rather than taken from the code under test;
-    a signed 1-bit input is bipolar (±1), as QONNX and Brevitas define it."""
-    if signed and bits == 1:
-        return -1, 1
+    """[x_min, x_max] of the integer inputs, written out here rather than taken from the code under test."""
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
