@@ -32,7 +32,9 @@ TO_HANDOFF = 'flow.steps=["build_models","quantize","export","annotate","validat
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
     out = tmp_path_factory.mktemp("handoff") / "mlp"
-    cfg = config.load(FLOWS / "digits_mlp.toml", [TO_HANDOFF, "hardware.target_cycles=4096"])
+    # round-to-nearest, unconstrained: the widths below are the ones it needs (16/15/13)
+    cfg = config.load(FLOWS / "digits_mlp.toml", [TO_HANDOFF, "hardware.target_cycles=4096", 'quant.algorithm="rtn"',
+                                                  "quant.layers={}"])
     return out, run_flow(cfg, out, progress=lambda s: None)
 
 
