@@ -212,7 +212,9 @@ def step_handoff(state, cfg):
     h = cfg["hardware"]
     qonnx = state.out / "model.qonnx.onnx"
     state.report["handoff"] = {
-        "finn": write_handoff(state.out / "finn", qonnx, state.hw["layers"], part=h["part"],
+        # FINN accumulates in one stage and needs no reorder (its notes say a tiling is not used)
+        "finn": write_handoff(state.out / "finn", qonnx, [l for l in state.hw["layers"]
+                                                         if not isinstance(l, ReorderLayer)], part=h["part"],
                               clock_ns=1000.0 / h["clock_mhz"]),
         "hls4ml": write_hls4ml_handoff(state.out / "hls4ml", qonnx, part=h["part"], clock_mhz=h["clock_mhz"]),
     }

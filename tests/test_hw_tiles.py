@@ -202,9 +202,11 @@ def test_tiled_mlp_flow_through_rtl(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(SIMULATOR is None, reason="neither verilator nor iverilog installed")
 def test_tiled_cnn_flow_through_rtl(tmp_path):
-    cfg = config.load(FLOWS / "digits_cnn_tiled.toml", ["hardware.sim_vectors=4", "flow.steps=" + json.dumps(TO_SIM)])
+    steps = TO_SIM[:-1] + ["handoff", "report"]  # the handoff too: FINN's graph has no reorder
+    cfg = config.load(FLOWS / "digits_cnn_tiled.toml", ["hardware.sim_vectors=4", "flow.steps=" + json.dumps(steps)])
     report = run_flow(cfg, tmp_path / "cnn", progress=lambda s: None)
     _check_tiled_build(report, ["conv2", "fc"])
     kinds = [l["kind"] for l in report["hardware"]["layers"]]
     assert kinds == ["SlidingWindow", "MVAU", "SlidingWindow", "Reorder", "MVAU", "MaxPool", "Reorder", "MVAU"]
     assert report["metrics"]["quant_accuracy"] >= report["metrics"]["float_accuracy"] - 0.01
+    assert (tmp_path / "cnn" / "finn" / "folding_config.json").is_file()
