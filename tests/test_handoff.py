@@ -19,7 +19,7 @@ from axe_deploy.flow import run_flow
 from axe_deploy.graph import quant_layers
 from axe_deploy.handoff import axe_finn_steps
 from axe_deploy.handoff.finn import accumulator_entries, folding_config
-from axe_deploy.handoff.finn_graph import finn_graph, input_quantization, quantize_input
+from axe_deploy.handoff.finn_graph import input_quantization, quantize_input
 from axe_deploy.handoff.hls4ml import hls_config, narrower_config, worst_case_inputs
 from axe_deploy.handoff.hls4ml_graph import FoldWeightScales
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer
