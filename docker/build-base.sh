@@ -3,12 +3,13 @@
 # pull from a registry: Debian bookworm from debootstrap (minbase) with Debian's Python
 # 3.11, pip and venv, `python`/`pip` on PATH, pip free to install system-wide (no
 # EXTERNALLY-MANAGED), and the host's pip configuration (`pip config list`: indexes,
-# find-links, constraints, certificate bundle) so that the image build installs what the
-# host installs. Prints the image's tag; then
+# find-links, constraints, certificate bundle, and the wheels of local find-links folders)
+# so that the image build installs what the host installs. Prints the image's tag; then
 #   BASE_IMAGE=$(docker/build-base.sh) docker/run.sh flows/digits_mlp.toml
 # builds the flow image on it (run.sh mounts the host's local pip folders into the build).
 #
-# Needs root, debootstrap and podman or docker (docker/setup-podman.sh installs them).
+# Needs root, debootstrap and podman or docker (docker/setup-podman.sh or
+# docker/setup-docker.sh installs them).
 #   AXE_BASE_TAG        the tag (default axe-deploy-base:bookworm)
 #   AXE_DEBIAN_MIRROR   Debian mirror (default http://deb.debian.org/debian)
 set -euo pipefail
@@ -53,6 +54,16 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
 # The host's pip configuration, keys and the files they name, at the same paths.
 pip_config=$(host_pip_config)
+if [ "$engine_name" = docker ]; then
+  # local indexes: a Docker build cannot mount them (podman's does) and they are too big
+  # to copy; pip asks its remote index instead
+  pip_config=$(awk '/^(index-url|extra-index-url)=/ {
+      key = $0; sub(/=.*/, "", key); val = $0; sub(/^[^=]*=/, "", val)
+      n = split(val, locs, " "); kept = ""
+      for (i = 1; i <= n; i++) if (locs[i] !~ /^(file:\/\/)?\//) kept = kept (kept ? " " : "") locs[i]
+      if (kept) print key "=" kept; next }
+    { print }' <<< "$pip_config")
+fi
 if [ -n "$pip_config" ]; then
   # shellcheck disable=SC2001  # the first '=' of each line
   { echo "[global]"; sed 's/=/ = /' <<< "$pip_config"; } > "$rootfs/etc/pip.conf"
@@ -62,6 +73,18 @@ if [ -n "$pip_config" ]; then
       if [ -f "$f" ]; then
         mkdir -p "$rootfs$(dirname "$f")"
         cp -L "$f" "$rootfs$f"
+      fi
+    done
+  done <<< "$pip_config"
+  # local find-links folders (a few wheels, such as the CPU torch) are copied in: a Docker
+  # build cannot mount them as a podman build does
+  while IFS='=' read -r key val; do
+    [ "$key" = find-links ] || continue
+    for loc in $val; do
+      loc=${loc#file://}
+      if [ "${loc#/}" != "$loc" ] && [ -d "$loc" ]; then
+        mkdir -p "$rootfs$loc"
+        cp -a "$loc/." "$rootfs$loc/"
       fi
     done
   done <<< "$pip_config"

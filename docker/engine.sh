@@ -7,10 +7,13 @@
 #   AXE_PODMAN_FLAGS       podman's global flags (default: --runtime runc when runc is
 #                          installed, --cgroup-manager=cgroupfs as root; crun refuses hybrid
 #                          cgroup layouts and systemd may not run)
+#   AXE_CONTAINER_NETWORK  the network of builds and runs (default: the host's under
+#                          podman, and under a Docker daemon that has no default bridge, as
+#                          docker/setup-docker.sh starts it; Docker's bridge otherwise)
 
 # Sets engine=(command and global flags), engine_name (docker|podman) and net_args (the
-# network arguments of build and run: the host's network under podman, which needs no
-# CNI bridge or iptables; Docker's default bridge otherwise).
+# network arguments of build and run: the host's network where there is no bridge to
+# use, since podman's needs CNI and iptables; Docker's default bridge when it has one).
 # shellcheck disable=SC2034  # engine_name and net_args are for the caller
 select_engine() {
   local choice=${AXE_CONTAINER_ENGINE:-}
@@ -44,8 +47,16 @@ select_engine() {
       fi
       net_args=(--network host)
       ;;
-    *) engine_name=docker ;;
+    *)
+      engine_name=docker
+      if ! "${engine[@]}" network inspect bridge >/dev/null 2>&1; then
+        net_args=(--network host)
+      fi
+      ;;
   esac
+  if [ -n "${AXE_CONTAINER_NETWORK:-}" ]; then
+    net_args=(--network "$AXE_CONTAINER_NETWORK")
+  fi
 }
 
 # The host's pip configuration as `key=value` lines, one value per line (find-links and

@@ -19,7 +19,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # exit status 2: apt-get cannot install here (no network, no mirror)
-  if ! apt-get update -qq || ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+  # the lock timeout: docker/setup-docker.sh may be installing at the same time
+  apt=(apt-get -o DPkg::Lock::Timeout=600)
+  if ! "${apt[@]}" update -qq || ! "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
     echo "setup-podman.sh: apt-get could not install ${missing[*]}" >&2
     exit 2
   fi

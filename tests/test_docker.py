@@ -1,8 +1,9 @@
-"""The Docker build flow, built and run for real.
+"""The Docker build flow, built and run for real, with Docker and with podman.
 
 No Docker engine runs on the machines this project is tested on, and registry images
-cannot be pulled, so the test takes the README's podman route: as root it installs podman
-(docker/setup-podman.sh), builds the stand-in base (docker/build-base.sh) and the image
+cannot be pulled, so as root the test makes both engines: docker/setup-docker.sh installs
+Debian's docker.io and starts dockerd (without a bridge), docker/setup-podman.sh installs
+rootful podman. For each it builds the stand-in base (docker/build-base.sh) and the image
 (docker/run.sh builds it when missing), runs a flow in the container through
 docker/run.sh and checks that it gives what the same flow gives on the host: accumulator
 widths and ranges, the RTL and its ROM contents byte for byte, the RTL simulation bit-exact,
@@ -26,6 +27,7 @@ FLOW = "flows/digits_mlp.toml"
 # the default flow without synthesize and handoff: three yosys runs would triple its time
 STEPS = '["build_models","quantize","export","annotate","validate","lower","fold","rtl","simulate","report"]'
 BASE_REPO, IMAGE_REPO = "axe-deploy-base", "axe-deploy"
+SETUP = {"docker": "setup-docker.sh", "podman": "setup-podman.sh"}
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +38,7 @@ def _why_not_here():
     if os.geteuid() != 0:
         return "not root: the podman route installs podman and builds a root file system"
     if shutil.which("apt-get") is None:
-        return "no apt-get: docker/setup-podman.sh installs podman with apt-get"
+        return "no apt-get: docker/setup-docker.sh and setup-podman.sh install the engines with apt-get"
     return None
 
 
@@ -57,24 +59,47 @@ def _run(cmd, log: Path, timeout: float, **kw) -> subprocess.CompletedProcess:
     return proc
 
 
-def _podman(*args: str) -> subprocess.CompletedProcess:
-    """podman with the flags docker/run.sh gives it."""
+def _engine(engine: str, *args: str) -> subprocess.CompletedProcess:
+    """The engine with the flags docker/run.sh gives it."""
     return subprocess.run(["bash", "-c", 'source "$0" && select_engine && "${engine[@]}" "$@"',
                            str(DOCKER / "engine.sh"), *args],
-                          capture_output=True, text=True, env={**os.environ, "AXE_CONTAINER_ENGINE": "podman"})
+                          capture_output=True, text=True, env={**os.environ, "AXE_CONTAINER_ENGINE": engine})
 
 
-def _has_image(tag: str) -> bool:
-    return _podman("image", "inspect", tag).returncode == 0
+def _has_image(engine: str, tag: str) -> bool:
+    return _engine(engine, "image", "inspect", tag).returncode == 0
 
 
-def _remove_stale_images(keep: set[str]):
+def _remove_stale_images(engine: str, keep: set[str]):
     """Images of earlier runs of this test (other hashes); nobody else makes these tags."""
-    listed = _podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    listed = _engine(engine, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     for ref in listed:
         name = ref.removeprefix("localhost/")
         if name.startswith((f"{IMAGE_REPO}:test-", f"{BASE_REPO}:test-")) and name not in keep:
-            _podman("rmi", name)
+            _engine(engine, "rmi", name)
+
+
+@pytest.fixture(scope="module")
+def host_run(tmp_path_factory):
+    """The flow on the host, started once and awaited by the tests: it needs no image, so
+    it runs while they set up their engines."""
+    if _why_not_here():
+        yield None  # the tests skip
+        return
+    out = tmp_path_factory.mktemp("host")
+    log = open(out / "host.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "axe_deploy.cli", "run", FLOW, "--out", str(out / "build"),
+         "--set", f"flow.steps={STEPS}"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    def finished() -> Path:
+        assert proc.wait(timeout=900) == 0, (out / "host.log").read_text()[-3000:]
+        return out / "build"
+    yield finished
+    proc.kill()
+    proc.wait()
+    log.close()
 
 
 def _comparable(report: dict) -> dict:
@@ -96,7 +121,8 @@ def _rtl_files(out: Path) -> dict[str, bytes]:
     return {f.name: f.read_bytes() for f in sorted((out / "rtl").glob("*")) if f.suffix in (".v", ".hex")}
 
 
-def test_flow_in_the_container_matches_the_host(tmp_path):
+@pytest.mark.parametrize("engine", ["podman", "docker"])
+def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path):
     # CI (AXE_DEPLOY_REQUIRE_TOOLS=1) must run it: there a reason to skip is a failure
     skip = pytest.fail if os.environ.get("AXE_DEPLOY_REQUIRE_TOOLS") == "1" else pytest.skip
     why = _why_not_here()
@@ -104,35 +130,27 @@ def test_flow_in_the_container_matches_the_host(tmp_path):
         skip(why)
     times = {}
     test_start = start = time.monotonic()
-    setup = subprocess.run(["bash", str(DOCKER / "setup-podman.sh")], capture_output=True, text=True)
+    setup = subprocess.run(["bash", str(DOCKER / SETUP[engine])], capture_output=True, text=True)
     if setup.returncode == 2:
         skip(setup.stderr.strip())
     assert setup.returncode == 0, setup.stderr
     times["setup"] = time.monotonic() - start
 
-    # the host run meanwhile: it needs no image
-    host_out = tmp_path / "host"
-    with open(tmp_path / "host.log", "w") as host_log:
-        host = subprocess.Popen(
-            [sys.executable, "-m", "axe_deploy.cli", "run", FLOW, "--out", str(host_out),
-             "--set", f"flow.steps={STEPS}"],
-            cwd=REPO, stdout=host_log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
-
-    base = _content_tag(BASE_REPO, [DOCKER / "build-base.sh", DOCKER / "engine.sh"])
+    # the base differs by engine: under Docker it leaves out the local indexes it cannot mount
+    base = _content_tag(BASE_REPO, [DOCKER / "build-base.sh", DOCKER / "engine.sh"], engine)
     image = _content_tag(IMAGE_REPO, [DOCKER / "Dockerfile", DOCKER / "install-system-tools.sh",
                                       REPO / "pyproject.toml"], base)
-    _remove_stale_images({base, image})
-    cached = _has_image(image)
-    if not cached and not _has_image(base):
+    _remove_stale_images(engine, {base, image})
+    cached = _has_image(engine, image)
+    if not cached and not _has_image(engine, base):
         start = time.monotonic()
         log = tmp_path / "base.log"
         _run(["nice", "-n", "10", "bash", str(DOCKER / "build-base.sh")], log, timeout=900,
-             env={**os.environ, "AXE_BASE_TAG": base})
+             env={**os.environ, "AXE_BASE_TAG": base, "AXE_CONTAINER_ENGINE": engine})
         assert log.read_text().split()[-1] == base  # it prints its tag last
         times["base"] = time.monotonic() - start
 
-    env = {**os.environ, "AXE_CONTAINER_ENGINE": "podman", "AXE_DOCKER_TAG": image,
+    env = {**os.environ, "AXE_CONTAINER_ENGINE": engine, "AXE_DOCKER_TAG": image,
            "BASE_IMAGE": base, "AXE_BUILD_DIR": str(tmp_path / "container")}
     env.pop("PYTHONPATH", None)
     start = time.monotonic()
@@ -151,7 +169,7 @@ def test_flow_in_the_container_matches_the_host(tmp_path):
     assert [Path(p).name for p in lines[:3]] == ["verilator", "iverilog", "yosys"], shell.stdout
     assert lines[3] == "/workspace/axe-deploy/axe_deploy/__init__.py", shell.stdout
 
-    assert host.wait(timeout=900) == 0, (tmp_path / "host.log").read_text()[-3000:]
+    host_out = host_run()
     container_out = tmp_path / "container" / Path(FLOW).stem
     host_report = json.loads((host_out / "report.json").read_text())
     container_report = json.loads((container_out / "report.json").read_text())
@@ -163,4 +181,4 @@ def test_flow_in_the_container_matches_the_host(tmp_path):
     rtl = _rtl_files(container_out)
     assert rtl and rtl == _rtl_files(host_out)
     times["total"] = time.monotonic() - test_start
-    print("docker test times (s):", {k: round(v) for k, v in times.items()})
+    print(f"{engine} test times (s):", {k: round(v) for k, v in times.items()})
