@@ -79,6 +79,43 @@ def test_helper_keeps_module_names_and_quantizes_every_layer(make, shape):
         assert float_model(x).shape == q(x).shape
 
 
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.MaxPool2d(1)
+        self.seq = nn.Sequential(nn.ReLU(), nn.MaxPool2d(1))
+        self.branches = nn.ModuleList([nn.MaxPool2d(1)])
+
+    def forward(self, x):
+        return self.branches[0](self.seq(self.pool(x)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU())), nn.MaxPool2d(1)),
+    lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), _Block()),
+])
+def test_exported_node_names_give_the_module_names(make):
+    """torch.onnx names a container's child '/features/features.4/MaxPool': that is
+    'features.4', not 'features.features.4' (the name the hardware report shows)."""
+    import io
+
+    import onnx
+
+    from axe_deploy.dataflow.transforms import module_name
+    model = nn.Module()
+    model.features = make()
+    model.forward = lambda x: model.features(x)
+    buffer = io.BytesIO()
+    torch.onnx.export(model, torch.randn(1, 1, 6, 6), buffer, dynamo=False)
+    nodes = [n for n in onnx.load_from_string(buffer.getvalue()).graph.node if n.name.count("/") > 1]
+    modules = dict(model.named_modules())
+    assert nodes
+    for node in nodes:
+        name = module_name(node, "fallback")
+        assert name in modules, node.name
+        assert type(modules[name]).__name__ == {"Conv": "Conv2d", "Relu": "ReLU", "MaxPool": "MaxPool2d"}[node.op_type]
+
+
 def test_helper_refuses_unsupported_modules_by_name():
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(UnsupportedModuleError, match=r"module '1' \(BatchNorm1d\).*supported: Linear, Conv2d"):

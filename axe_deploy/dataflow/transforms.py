@@ -64,9 +64,19 @@ def _ints(node, name: str, default: list[int]) -> list[int]:
 
 
 def module_name(node, fallback: str) -> str:
-    """The PyTorch module of an exported node: '/features/pool/MaxPool' gives 'features.pool'."""
-    parts = [p for p in node.name.split("/") if p]
-    return ".".join(parts[:-1]) or fallback
+    """The PyTorch module of an exported node: '/features/pool/MaxPool' gives 'features.pool'.
+
+    torch.onnx names a container's child by its name in the container's parent
+    ('/features/features.4/MaxPool', '/body/body.0/body.0.1/Relu'): such a scope replaces
+    the container's instead of extending it, so these give 'features.4' and 'body.0.1'."""
+    scopes = [p for p in node.name.split("/") if p][:-1]
+    path: list[str] = []
+    for scope in scopes:
+        if path and scope.startswith(path[-1] + "."):
+            path[-1] = scope
+        else:
+            path.append(scope)
+    return ".".join(path) or fallback
 
 
 def _remove_dead_nodes(model: ModelWrapper) -> None:
