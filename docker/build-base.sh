@@ -6,7 +6,8 @@
 # find-links, constraints, certificate bundle, and the wheels of local find-links folders)
 # so that the image build installs what the host installs. Prints the image's tag; then
 #   BASE_IMAGE=$(docker/build-base.sh) docker/run.sh flows/digits_mlp.toml
-# builds the flow image on it (run.sh mounts the host's local pip folders into the build).
+# builds the flow image on it (under podman run.sh mounts the host's local pip folders
+# into the build).
 #
 # Needs root, debootstrap and podman or docker (docker/setup-podman.sh or
 # docker/setup-docker.sh installs them).

@@ -5,7 +5,8 @@
 # the daemon when it does not answer. With systemd that is `systemctl start docker`.
 # Without it dockerd is started here in the background (log in /var/log/axe-dockerd.log)
 # with no bridge and no iptables rules, which such machines forbid; docker/run.sh then
-# builds and runs with the host's network. Exit status 2: apt-get cannot install here.
+# builds and runs with the host's network; stop it with `kill PID` (the pid is printed).
+# Exit status 2: apt-get cannot install here.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-docker.sh: run as root (it installs packages and starts dockerd)" >&2
@@ -40,7 +41,7 @@ if [ -d /run/systemd/system ]; then
   systemctl start docker
 else
   log=/var/log/axe-dockerd.log
-  nohup dockerd --iptables=false --ip6tables=false --bridge=none >"$log" 2>&1 &
+  setsid dockerd --iptables=false --ip6tables=false --bridge=none </dev/null >"$log" 2>&1 &
   echo "setup-docker.sh: started dockerd without a bridge (pid $!, log in $log)"
 fi
 for _ in $(seq 60); do

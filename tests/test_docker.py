@@ -13,7 +13,9 @@ built from (a change rebuilds them), so a second run only runs the flows.
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ def _why_not_here():
     if not sys.platform.startswith("linux"):
         return "the podman route needs Linux"
     if os.geteuid() != 0:
-        return "not root: the podman route installs podman and builds a root file system"
+        return "not root: the test installs the container engines and builds a root file system"
     if shutil.which("apt-get") is None:
         return "no apt-get: docker/setup-docker.sh and setup-podman.sh install the engines with apt-get"
     return None
@@ -77,6 +79,20 @@ def _remove_stale_images(engine: str, keep: set[str]):
         name = ref.removeprefix("localhost/")
         if name.startswith((f"{IMAGE_REPO}:test-", f"{BASE_REPO}:test-")) and name not in keep:
             _engine(engine, "rmi", name)
+
+
+def _stop(pid: int):
+    """SIGTERM, and wait until it has exited (a zombie has: nobody here reaps it)."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":
+            return
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +138,7 @@ def _rtl_files(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("engine", ["podman", "docker"])
-def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path):
+def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path, request):
     # CI (AXE_DEPLOY_REQUIRE_TOOLS=1) must run it: there a reason to skip is a failure
     skip = pytest.fail if os.environ.get("AXE_DEPLOY_REQUIRE_TOOLS") == "1" else pytest.skip
     why = _why_not_here()
@@ -134,6 +150,9 @@ def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path):
     if setup.returncode == 2:
         skip(setup.stderr.strip())
     assert setup.returncode == 0, setup.stderr
+    started = re.search(r"started dockerd .*\(pid (\d+)", setup.stdout)
+    if started:  # a daemon this test started stops with it; its images stay in /var/lib/docker
+        request.addfinalizer(lambda: _stop(int(started.group(1))))
     times["setup"] = time.monotonic() - start
 
     # the base differs by engine: under Docker it leaves out the local indexes it cannot mount
