@@ -90,10 +90,13 @@ class _Block(nn.Module):
         return self.branches[0](self.seq(self.pool(x)))
 
 
+# Brevitas's QONNX export goes through the same TorchScript exporter
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.onnx")
+@pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")
 @pytest.mark.parametrize("make", [
     lambda: nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU())), nn.MaxPool2d(1)),
     lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), _Block()),
-])
+], ids=["nested-sequentials", "module-in-sequential"])
 def test_exported_node_names_give_the_module_names(make):
     """torch.onnx names a container's child '/features/features.4/MaxPool': that is
     'features.4', not 'features.features.4' (the name the hardware report shows)."""
