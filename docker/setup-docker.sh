@@ -3,10 +3,10 @@
 # sandbox, a machine with only the docker client): installs Debian's docker.io (dockerd,
 # containerd, runc) and debootstrap (for docker/build-base.sh) when missing, and starts
 # the daemon when it does not answer. With systemd that is `systemctl start docker`.
-# Without it dockerd is started here in the background (log in /var/log/axe-dockerd.log)
-# with no bridge and no iptables rules, which such machines forbid; docker/run.sh then
-# builds and runs with the host's network; stop it with `kill PID` (the pid is printed).
-# Exit status 2: apt-get cannot install here.
+# Without it, or when that fails, dockerd is started here in the background (log in
+# /var/log/axe-dockerd.log) with no bridge and no iptables rules, which such machines
+# forbid; docker/run.sh then builds and runs with the host's network. Stop it with
+# `kill PID` (the pid is printed). Exit status 2: apt-get cannot install here.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-docker.sh: run as root (it installs packages and starts dockerd)" >&2
@@ -37,8 +37,8 @@ if answers; then
   exit 0
 fi
 
-if [ -d /run/systemd/system ]; then
-  systemctl start docker
+if [ -d /run/systemd/system ] && systemctl start docker; then
+  echo "setup-docker.sh: started docker.service"
 else
   log=/var/log/axe-dockerd.log
   setsid dockerd --iptables=false --ip6tables=false --bridge=none </dev/null >"$log" 2>&1 &
