@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Sourced by docker/run.sh and docker/build-base.sh: which container engine to use and how
-# to call it, and the host's pip configuration.
+# Sourced by the scripts in docker/ (but install-system-tools.sh, which the image copies
+# alone): which container engine to use and how to call it, the host's pip configuration,
+# and the setup scripts' package installs.
 #
 #   AXE_CONTAINER_ENGINE   docker | podman | a path (default: docker when its daemon
 #                          answers, else podman when installed)
@@ -89,4 +90,22 @@ host_pip_folders() {
       if $index; then dirname "$loc"; else echo "$loc"; fi
     done
   done | sort -u
+}
+
+# apt-get install of those of the packages that are not installed yet. The lock timeout:
+# setup-docker.sh and setup-podman.sh may run at the same time. Status 2: apt-get cannot
+# install here (no network, no mirror).
+apt_install_missing() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  export DEBIAN_FRONTEND=noninteractive
+  local apt=(apt-get -o DPkg::Lock::Timeout=600)
+  if ! "${apt[@]}" update -qq || ! "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    echo "$(basename "$0"): apt-get could not install ${missing[*]}" >&2
+    return 2
+  fi
+  echo "$(basename "$0"): installed ${missing[*]}"
 }

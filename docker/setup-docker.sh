@@ -8,6 +8,9 @@
 # forbid; docker/run.sh then builds and runs with the host's network. Stop it with
 # `kill PID` (the pid is printed). Exit status 2: apt-get cannot install here.
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=docker/engine.sh
+source "$here/engine.sh"
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-docker.sh: run as root (it installs packages and starts dockerd)" >&2
   exit 1
@@ -19,20 +22,7 @@ fi
 
 packages=(debootstrap)
 command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  # the lock timeout: docker/setup-podman.sh may be installing at the same time
-  apt=(apt-get -o DPkg::Lock::Timeout=600)
-  if ! "${apt[@]}" update -qq || ! "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    echo "setup-docker.sh: apt-get could not install ${missing[*]}" >&2
-    exit 2
-  fi
-  echo "setup-docker.sh: installed ${missing[*]}"
-fi
+apt_install_missing "${packages[@]}" || exit $?
 if answers; then
   exit 0
 fi

@@ -7,26 +7,15 @@
 # an existing file is appended to, never replaced. docker/run.sh adds the rest
 # (`--runtime runc --cgroup-manager=cgroupfs`, `--network host`).
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=docker/engine.sh
+source "$here/engine.sh"
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-podman.sh: run as root (it installs packages and writes /etc/containers/containers.conf)" >&2
   exit 1
 fi
 packages=(podman runc catatonit debootstrap)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  # exit status 2: apt-get cannot install here (no network, no mirror)
-  # the lock timeout: docker/setup-docker.sh may be installing at the same time
-  apt=(apt-get -o DPkg::Lock::Timeout=600)
-  if ! "${apt[@]}" update -qq || ! "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    echo "setup-podman.sh: apt-get could not install ${missing[*]}" >&2
-    exit 2
-  fi
-  echo "setup-podman.sh: installed ${missing[*]}"
-fi
+apt_install_missing "${packages[@]}" || exit $?
 
 conf=/etc/containers/containers.conf
 if [ -f "$conf" ] && grep -Eq '^[[:space:]]*default_ulimits[[:space:]]*=' "$conf"; then
