@@ -239,8 +239,14 @@ def metric_warnings(report: dict) -> list[str]:
     return []
 
 
+def handoff_warnings(report: dict) -> list[str]:
+    """A handoff that was not written is said in the summary, not only in report.json."""
+    return [f"{why}; the other outputs are complete" for why in
+            (v.get("skipped") for v in report.get("handoff", {}).values() if isinstance(v, dict)) if why]
+
+
 def step_report(state: BuildState, cfg: dict) -> BuildState:
-    state.report["warnings"] = metric_warnings(state.report)
+    state.report["warnings"] = metric_warnings(state.report) + handoff_warnings(state.report)
     if state.ptq:
         state.report["ptq"] = [
             {"name": name, "algorithm": i.algorithm, "weight_bits": i.weight_bits, "input_bits": i.input_bits,

@@ -27,7 +27,7 @@ from axe_deploy import accumulator, zoo
 from axe_deploy.annotate import PREFIX, AnnotateAccumulators
 from axe_deploy.cli import main, summary_table
 from axe_deploy.dataflow.lower import lower
-from axe_deploy.flow import metric_warnings
+from axe_deploy.flow import handoff_warnings, metric_warnings
 from axe_deploy.graph import GraphError, load_model, quant_layers
 from axe_deploy.outdir import MARKER, build_folder
 from axe_deploy.ptq import LayerStats, quantize_layer
@@ -471,3 +471,14 @@ def test_collapse_at_9_bit_accumulators_is_reported(tmp_path):
     assert "WARNING: quantized accuracy" in result.output
     assert math.isclose(report["metrics"]["float_accuracy"] - report["metrics"]["quant_accuracy"],
                         float(report["warnings"][0].split(" is ")[1].split(" points")[0]) / 100, abs_tol=1e-3)
+
+
+@pytest.mark.parametrize("handoff, expected", [
+    ({"finn": {"files": ["build.py"]}, "hls4ml": {"skipped": "hls4ml handoff not written: Gemm node 'x'"}},
+     ["WARNING: hls4ml handoff not written: Gemm node 'x'; the other outputs are complete"]),
+    ({"finn": {"files": ["build.py"]}, "hls4ml": {"files": ["build.py"]}}, []),
+])
+def test_a_skipped_handoff_is_a_warning(handoff, expected):
+    warnings = handoff_warnings({"handoff": handoff})
+    summary = summary_table(dict(flow="f", model="m", warnings=warnings))
+    assert [line for line in summary.splitlines() if line.startswith("WARNING")] == expected

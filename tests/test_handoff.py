@@ -154,6 +154,39 @@ def test_hls4ml_graph_has_integer_weights_and_the_same_function(mlp):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
 
 
+def test_hls4ml_graph_of_a_bias_free_linear(tmp_path):
+    """Brevitas exports a Linear without bias as Quant -> Transpose -> MatMul: the fold
+    reads the weights through the Transpose (it used to take the Transpose for the Quant,
+    and the hls4ml handoff was skipped)."""
+    import warnings
+
+    import brevitas.nn as qnn
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas.quant import Uint8ActPerTensorFloat
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True),
+                                qnn.QuantLinear(6, 5, bias=False, weight_bit_width=4),
+                                qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+                                qnn.QuantLinear(5, 3, bias=False, weight_bit_width=4)).eval()
+    x = torch.rand(16, 6)
+    path = tmp_path / "bias_free.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        model(x)
+        export_qonnx(model, args=x[:1], export_path=str(path), dynamo=False)
+    original = ModelWrapper(str(path)).transform(AnnotateAccumulators())
+    assert [n.op_type for n in original.graph.node].count("Transpose") == 2
+    folded = original.transform(FoldWeightScales())
+    for layer, before in zip(quant_layers(folded), quant_layers(original), strict=True):
+        assert np.all(layer.weight.scale == 1) and np.array_equal(layer.q, before.q)
+    assert not [n for n in folded.graph.node if n.op_type == "Transpose"]
+    ref = run_qonnx(original, x.numpy())[original.graph.output[0].name]
+    got = run_qonnx(folded, x.numpy())[folded.graph.output[0].name]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
 def test_hls4ml_config_accum_is_the_annotated_width(mlp):
     out, report = mlp
     cfg = json.loads((out / "hls4ml" / "hls4ml_config.json").read_text())

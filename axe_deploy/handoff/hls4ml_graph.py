@@ -22,7 +22,7 @@ from qonnx.util.cleanup import cleanup_model
 from axe_deploy.annotate import read_annotation
 from axe_deploy.dataflow.transforms import _bias as layer_bias
 from axe_deploy.dataflow.transforms import _remove_dead_nodes
-from axe_deploy.graph import GraphError, _quant_spec, integer_weights, quant_layers
+from axe_deploy.graph import GraphError, integer_weights, quant_layers, weight_quant_node
 from axe_deploy.handoff.finn_graph import StaticBatchOne
 
 
@@ -42,19 +42,20 @@ class FoldWeightScales(Transformation):
             node = model.graph.node[layer.node_index]
             if read_annotation(node) is None:
                 continue
-            wq = model.find_producer(node.input[1])
-            spec = _quant_spec(model, wq)
-            q, _ = integer_weights(model, node)  # [M, K]
+            wq, _ = weight_quant_node(model, node)
+            q, wspec = integer_weights(model, node)  # [M, K], per-channel scale [M]
             w = model.get_initializer(wq.input[0])
             M = q.shape[0]
             if node.op_type == "Conv":  # integer weights in the initializer's own layout
                 q_init = q.reshape(w.shape)
-            else:  # Gemm/MatMul -> MatMul with weights [K, M]; the bias goes to the Add below
+            else:  # Gemm/MatMul -> MatMul on the Quant itself, weights [K, M] (the Transposes
+                # of a bias-free Linear fall away); the bias goes to the Add below
                 q_init = q.T
                 _check_plain_gemm(node)
                 node.op_type = "MatMul"
                 del node.attribute[:]
-            scale = np.broadcast_to(np.asarray(spec.scale, dtype=np.float64).reshape(-1), (M,))
+                node.input[1] = wq.output[0]
+            scale = np.asarray(wspec.scale, dtype=np.float64)
             bias = layer_bias(model, node, M)
             shape = (M, 1, 1) if node.op_type == "Conv" else (M,)
             model.set_initializer(wq.input[0], q_init.astype(np.float32))
