@@ -28,15 +28,11 @@ from axe_deploy import checks
 from axe_deploy.config import FlowConfigError
 from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
 from axe_deploy.validate import run_onnxruntime, run_qonnx
+from axe_deploy.zoo import cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
 FINN_TIMEOUT_S = 1800
 MAX_ABS_DIFF = 1e-4  # FINN's and hls4ml's float outputs against onnxruntime
-
-
-def cache_dir() -> Path:
-    """$AXE_DEPLOY_CACHE, else ~/.cache/axe-deploy (where the zoo keeps its models too)."""
-    return Path(os.environ.get("AXE_DEPLOY_CACHE") or Path.home() / ".cache" / "axe-deploy")
 
 
 def finn_root(cfg: dict | None = None) -> Path:
@@ -57,15 +53,16 @@ def finn_root(cfg: dict | None = None) -> Path:
                           "(the snapshot is ../shared/vendor/finn)")
 
 
-def finn_venv(cfg: dict | None = None, build: bool = True) -> Path:
-    """FINN's venv: [finn] venv, $AXE_DEPLOY_FINN_VENV, else <cache>/finn-venv, built there with
-    the snapshot's make_venv.sh when absent (~1-3 min, once)."""
+def finn_venv(cfg: dict | None = None) -> Path:
+    """FINN's venv: [finn] venv, $AXE_DEPLOY_FINN_VENV, else finn-venv in the zoo's cache folder
+    ($AXE_DEPLOY_CACHE or ~/.cache/axe-deploy), built there with the snapshot's make_venv.sh
+    when absent (~1-3 min, once)."""
     explicit = (cfg or {}).get("finn", {}).get("venv") or os.environ.get("AXE_DEPLOY_FINN_VENV")
     venv = Path(explicit).expanduser() if explicit else cache_dir() / "finn-venv"
     python = venv / "bin" / "python"
     if python.exists() and (venv / "finn_env.sh").exists():
         return venv
-    if explicit or not build:
+    if explicit:
         raise FlowConfigError(f"FINN venv '{venv}' ([finn] venv or $AXE_DEPLOY_FINN_VENV) has no bin/python "
                               f"and finn_env.sh; build it with `bash <FINN root>/make_venv.sh {venv}`")
     return build_finn_venv(venv, finn_root(cfg))
