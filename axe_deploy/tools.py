@@ -14,7 +14,8 @@ INSTALL_COMMAND = "sudo make system-tools"  # docker/install-system-tools.sh: ap
 SIMULATOR_PROGRAMS = {"verilator": ("verilator",), "icarus": ("iverilog", "vvp")}
 
 
-def _have(programs) -> bool:
+def installed(programs) -> bool:
+    """Every program of ``programs`` is on PATH."""
     return all(shutil.which(p) is not None for p in programs)
 
 
@@ -24,9 +25,9 @@ def missing_tool_steps(steps: list[str], cfg: dict) -> dict[str, str]:
     if "simulate" in steps:
         want = cfg["hardware"]["simulator"]
         names = list(SIMULATOR_PROGRAMS) if want == "auto" else [want]
-        if not any(_have(SIMULATOR_PROGRAMS[n]) for n in names):
+        if not any(installed(SIMULATOR_PROGRAMS[n]) for n in names):
             missing["simulate"] = " or ".join("+".join(SIMULATOR_PROGRAMS[n]) for n in names)
-    if "synthesize" in steps and not _have(["yosys"]):
+    if "synthesize" in steps and not installed(["yosys"]):
         missing["synthesize"] = "yosys"
     return missing
 

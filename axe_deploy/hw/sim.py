@@ -15,12 +15,13 @@ to exercise the valid/ready logic; cycle figures are meaningful with ``stall=Fal
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from axe_deploy.tools import SIMULATOR_PROGRAMS, installed
 
 from .spec import estimate_latency
 from .verilog import RtlDesign, pack_words, unpack_words
@@ -89,8 +90,7 @@ class SimResult:
 
 def available_simulator(prefer: str = "auto") -> str:
     """'verilator' or 'icarus' (``prefer`` if installed; 'auto': Verilator first)."""
-    have = {"verilator": shutil.which("verilator") is not None,
-            "icarus": shutil.which("iverilog") is not None and shutil.which("vvp") is not None}
+    have = {name: installed(programs) for name, programs in SIMULATOR_PROGRAMS.items()}
     order = ["verilator", "icarus"] if prefer == "auto" else [prefer]
     if prefer not in ("auto", *have):
         raise ValueError(f"unknown simulator '{prefer}': use 'auto', 'verilator' or 'icarus'")
