@@ -16,9 +16,8 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import checks
-from axe_deploy.accumulator import input_bounds
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
-from axe_deploy.graph import _attr, quant_layers
+from axe_deploy.graph import _attr
 from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
@@ -148,10 +147,7 @@ def _simulate_worst_case(state, cfg):
     # the range the output shows: the outer register's when tiled
     annotated = {_attr(n, "layer_name"): tuple(json.loads(_attr(n, "outerAccRange") or _attr(n, "accRange")))
                  for n in hardware_nodes(state.hw["model"]) if n.op_type == "MVAU"}
-    # the input range the annotation assumed (a narrow quantizer's is one short of its type's)
-    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
-    inputs = {l.layer_name: input_bounds(l.input.bits, l.input.signed, l.input.narrow) for l in quant_layers(qonnx)}
-    run = run_worst_case(state.hw["layers"], state.out / "rtl_worst_case", annotated, inputs,
+    run = run_worst_case(state.hw["layers"], state.out / "rtl_worst_case", annotated,
                          simulator=cfg["hardware"]["simulator"])
     state.report["hardware"]["rtl_worst_case"] = {
         "simulator": run.simulator, "cycles": run.cycles,

@@ -98,7 +98,8 @@ def test_narrow_signed_inputs_use_the_quantizer_range(tmp_path):
     info = accumulator.analyze(layer.weights, input_bits=2, input_signed=True, weight_bits=4, input_narrow=True)
     layer = dataclasses.replace(layer, acc_bits=info.exact_bits)
     annotated = {"n": (info.lo, info.hi)}
-    got = run_worst_case([layer], tmp_path / "narrow", annotated, {"n": (-1, 1)}, simulator="icarus").layers[0]
+    narrow = dataclasses.replace(layer, input_narrow=True)  # what lowering gives for inputNarrow=1
+    got = run_worst_case([narrow], tmp_path / "narrow", annotated, simulator="icarus").layers[0]
     assert got.passed and got.observed_range == (info.lo, info.hi), got.detail
     got = run_worst_case([layer], tmp_path / "full", annotated, simulator="icarus").layers[0]
     assert not got.passed and got.observed_range != (info.lo, info.hi)

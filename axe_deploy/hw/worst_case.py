@@ -121,39 +121,35 @@ class WorstCaseRun:
 
 
 def run_worst_case(layers: list, folder, annotated_ranges: dict[str, tuple[int, int]],
-                   input_ranges: dict[str, tuple[int, int]] | None = None,
                    simulator: str = "auto") -> WorstCaseRun:
     """Simulate every MVAU of ``layers`` (as folded) on its worst-case vectors, and again
     one bit narrower, in one testbench written into ``folder``. ``annotated_ranges``:
-    {layer name: (lo, hi)} from the graph annotation; ``input_ranges``: {layer name:
-    (x_min, x_max)} where the input quantizer is narrower than its data type (a narrow signed
-    quantizer never gives -2^(N-1)); other layers take their data type's whole range."""
-    input_ranges = input_ranges or {}
+    {layer name: (lo, hi)} from the graph annotation. The inputs span each layer's input
+    range: its data type's, one short of -2^(N-1) for a narrow signed quantizer
+    (``input_narrow``, from the graph's inputNarrow), as the annotation assumed."""
     folder = Path(folder)
     mvaus = [layer for layer in layers if isinstance(layer, MVAULayer)]
     designs, inputs, plan = [], [], []
     for i, layer in enumerate(mvaus):
         # thresholds off: the output is the accumulator register; one vector per image
         raw = dataclasses.replace(layer, thresholds=None, num_vectors=1)
-        x_range = input_ranges.get(layer.name) or input_bounds(layer.input_bits, layer.input_signed,
-                                                               layer.input_narrow)
-        wc = worst_case_vectors(layer.weights, *x_range)
+        wc = worst_case_vectors(layer.weights, *input_bounds(layer.input_bits, layer.input_signed,
+                                                             layer.input_narrow))
         exact = partial_sums(layer.weights, wc.vectors)[:, :, 0]
         tile_sums = partial_sums(layer.weights, wc.vectors, layer.tile_size)  # what the (inner) register holds
         designs.append(write_rtl([raw], folder, top=f"wc{i}"))
         inputs.append(wc.vectors)
-        narrow = None
+        picks = None  # the vectors the one-bit-narrower design runs
         if layer.acc_bits > 1:
             # the vectors that reach the layer's lowest and highest (tile) sums
             picks = np.unique([tile_sums.min(axis=(1, 2)).argmin(), tile_sums.max(axis=(1, 2)).argmax()])
-            narrow = picks
             designs.append(write_rtl([dataclasses.replace(raw, acc_bits=layer.acc_bits - 1)], folder,
                                      top=f"wc{i}_narrow"))
             inputs.append(wc.vectors[picks])
-        plan.append((layer, exact, narrow))
+        plan.append((layer, exact, picks))
     runs = simulate_many(designs, inputs, simulator=simulator)
     results, out = iter(runs), []
-    for layer, exact, narrow in plan:
+    for layer, exact, picks in plan:
         res = next(results)
         entry = dict(name=layer.name, accumulator_bits=layer.acc_bits,
                      annotated_range=tuple(int(v) for v in annotated_ranges[layer.name]),
@@ -162,10 +158,10 @@ def run_worst_case(layers: list, folder, annotated_ranges: dict[str, tuple[int, 
                      overflows=res.overflows[layer.name] + res.outer_overflows[layer.name],
                      narrower_bits=None, narrower_overflows=None, narrower_wrong_outputs=None,
                      tile_size=layer.tile_size, outer_bits=layer.outer_bits)
-        if narrow is not None:
+        if picks is not None:
             res = next(results)
             entry.update(narrower_bits=layer.acc_bits - 1, narrower_overflows=res.overflows[layer.name],
-                         narrower_wrong_outputs=_wrong(res.outputs, exact[narrow]))
+                         narrower_wrong_outputs=_wrong(res.outputs, exact[picks]))
         out.append(LayerWorstCase(**entry))
     cycles = max(int(r.done_cycles.max(initial=0)) for r in runs)
     return WorstCaseRun(out, res.simulator, res.build_s, res.run_s, cycles)
