@@ -121,13 +121,17 @@ def step_import_onnx(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
-def step_annotate(state: BuildState, cfg: dict) -> BuildState:
-    q = cfg["quant"]
+def annotate_accumulators(model: ModelWrapper, q: dict) -> ModelWrapper:
+    """The graph annotated with the [quant] settings: tile sizes and target widths per layer
+    (a skipped layer has no target)."""
     tiles = {"*": q["tile_size"], **layer_values(q, "tile_size")}
     targets = {"*": q["accumulator_bits"], **layer_values(q, "accumulator_bits")}
     skipped = {p: 0 for p, s in q["layers"].items() if s.get("skip")}
-    qonnx = ModelWrapper(str(state.out / QONNX_FILE))
-    qonnx = qonnx.transform(AnnotateAccumulators(tiles, {**targets, **skipped}))
+    return model.transform(AnnotateAccumulators(tiles, {**targets, **skipped}))
+
+
+def step_annotate(state: BuildState, cfg: dict) -> BuildState:
+    qonnx = annotate_accumulators(ModelWrapper(str(state.out / QONNX_FILE)), cfg["quant"])
     qonnx.save(str(state.out / QONNX_FILE))
     if (state.out / QCDQ_FILE).exists():
         qcdq = ModelWrapper(str(state.out / QCDQ_FILE))
@@ -303,10 +307,7 @@ def check_model_source(cfg: dict, where: str, steps: list[str]) -> None:
         if cfg["data"][key] and not (flow_dir / cfg["data"][key]).is_file():
             raise FlowConfigError(f"{where}: 'data.{key}' = {cfg['data'][key]!r}: file not found "
                                   f"(paths are relative to the flow file)")
-    model = foreign.load_graph(flow_dir / m["onnx"])
-    q = cfg["quant"]
-    model = model.transform(AnnotateAccumulators({"*": q["tile_size"], **layer_values(q, "tile_size")},
-                                                 {"*": q["accumulator_bits"], **layer_values(q, "accumulator_bits")}))
+    model = annotate_accumulators(foreign.load_graph(flow_dir / m["onnx"]), cfg["quant"])
     if "lower" in steps:
         lower(model)
 
