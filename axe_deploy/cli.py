@@ -54,9 +54,7 @@ def summary_table(report: dict) -> str:
         for l in hw["layers"]:  # sliding-window, reorder and pool layers have no MW/MH/accumulator
             c = {k: "-" if l.get(k) is None else l[k] for k in
                  ("MW", "MH", "PE", "SIMD", "luts", "ffs", "brams")}
-            acc = l.get("accumulator_datatype") or "-"
-            if l.get("tile_size"):
-                acc = f"{acc}+{l['outer_accumulator_datatype']} T{l['tile_size']}"
+            acc = _width(l, " T{}")
             lines.append(f"{l['name']:<{w}}{c['MW']:>5}{c['MH']:>5}{c['PE']:>4}{c['SIMD']:>5}  {acc:<18}"
                          f"{l['cycles_estimated']:>7}{c['luts']:>7}{c['ffs']:>6}{c['brams']:>7}")
         sim = hw.get("rtl_sim")
@@ -76,10 +74,12 @@ def summary_table(report: dict) -> str:
     return "\n".join(lines + headline(report))
 
 
-def _width(entry: dict) -> str:
+def _width(entry: dict, tile_format: str = " (T={})") -> str:
+    """A layer's accumulator: 'INT12', or inner+outer and the tile size for a tiled one."""
+    acc = entry.get("accumulator_datatype") or "-"
     if entry.get("tile_size"):
-        return f"{entry['accumulator_datatype']}+{entry['outer_accumulator_datatype']} (T={entry['tile_size']})"
-    return entry["accumulator_datatype"]
+        acc += f"+{entry['outer_accumulator_datatype']}" + tile_format.format(entry["tile_size"])
+    return acc
 
 
 def headline(report: dict) -> list[str]:
