@@ -16,6 +16,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import checks
+from axe_deploy.accumulator import datatype_name
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
 from axe_deploy.graph import _attr
 from axe_deploy.handoff.finn import write_handoff
@@ -70,9 +71,9 @@ def _layer_entry(layer) -> dict:
             "MW": layer.MW if mvau else None, "MH": layer.MH if mvau else None,
             "PE": getattr(layer, "PE", None), "SIMD": getattr(layer, "SIMD", None),
             "num_vectors": layer.num_vectors if mvau else None,
-            "accumulator_datatype": f"{'INT' if layer.acc_signed else 'UINT'}{layer.acc_bits}" if mvau else None,
+            "accumulator_datatype": datatype_name(layer.acc_bits, layer.acc_signed) if mvau else None,
             "tile_size": layer.tile_size if mvau else None,
-            "outer_accumulator_datatype": (f"{'INT' if layer.acc_signed else 'UINT'}{layer.outer_bits}"
+            "outer_accumulator_datatype": (datatype_name(layer.outer_bits, layer.acc_signed)
                                            if mvau and layer.tile_size else None),
             "cycles_estimated": estimate_cycles(layer)}
 
@@ -171,10 +172,10 @@ def step_synthesize(state, cfg):
     a tiled design also one-stage with its own weights' exact widths (its outer widths)."""
     layers = state.hw["layers"]
     builds = {"synth": state.hw["design"]}
-    if cfg["hardware"]["compare_widths"] and any(getattr(l, "tile_size", 0) for l in layers):
-        builds["synth_one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
-                                              state.out / "rtl_variants" / "one_stage")
     if cfg["hardware"]["compare_widths"]:
+        if any(getattr(l, "tile_size", 0) for l in layers):
+            builds["synth_one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
+                                                  state.out / "rtl_variants" / "one_stage")
         builds["synth_acc32"] = write_rtl(_with_acc_bits(layers, lambda l: 32), state.out / "rtl_variants" / "acc32")
         unconstrained = state.unconstrained_bits
         builds["synth_unconstrained"] = write_rtl(
