@@ -25,8 +25,8 @@ from axe_deploy.graph import GraphError, _attr
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
-def load_graph(path: str | Path) -> ModelWrapper:
-    """A QONNX graph from ``path`` (QONNX or QCDQ), ready for annotate / check / lower."""
+def read_graph(path: str | Path) -> ModelWrapper:
+    """The file as given (initializers listed as graph inputs dropped); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise GraphError(f"{path}: file not found")
@@ -36,7 +36,17 @@ def load_graph(path: str | Path) -> ModelWrapper:
         raise GraphError(f"{path}: not an ONNX file ({type(e).__name__}: {e})") from None
     if not model.graph.input or not model.graph.output:
         raise GraphError(f"{path}: the graph has no input or no output")
-    model = model.transform(RemoveStaticGraphInputs())
+    return model.transform(RemoveStaticGraphInputs())
+
+
+def load_graph(path: str | Path) -> ModelWrapper:
+    """A QONNX graph from ``path`` (QONNX or QCDQ), ready for annotate / check / lower."""
+    return tidy_graph(read_graph(path), Path(path))
+
+
+def tidy_graph(model: ModelWrapper, path: Path) -> ModelWrapper:
+    """:func:`read_graph`'s model (changed in place) as a QONNX graph with named nodes,
+    folded constants and batch-free reshapes; ``path`` names the file in errors."""
     ops = {n.op_type for n in model.graph.node}
     if ops & set(QDQ_OPS) and not ops & {"Quant", "BipolarQuant"}:
         from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant

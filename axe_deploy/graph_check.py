@@ -11,16 +11,15 @@ layer is OK. Widths come from :mod:`axe_deploy.accumulator`, through the annotat
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
-import onnx
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.transformation.general import RemoveStaticGraphInputs
 
 from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
-from axe_deploy.foreign import load_graph
+from axe_deploy.foreign import read_graph, tidy_graph
 from axe_deploy.graph import quant_layers
 
 
@@ -107,20 +106,14 @@ def write_json(path: Path | None, payload: dict) -> None:
         path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def original_graph(path: Path) -> ModelWrapper:
-    """The file as given (initializers listed as inputs dropped), to carry the annotations."""
-    return ModelWrapper(onnx.load(str(path))).transform(RemoveStaticGraphInputs())
-
-
-
-
 def annotate_file(in_path: Path, out_path: Path, accumulator_bits: int = 0, tile_size: int = 0) -> tuple[bool, list[dict]]:
     """Annotate ``in_path`` into ``out_path`` (QONNX or QCDQ, as given) unless a layer needs
     more than ``accumulator_bits``; returns (written, rows)."""
-    annotated, rows = annotate_rows(load_graph(in_path), accumulator_bits, tile_size)
+    original = read_graph(in_path)  # carries the annotations into the file's own format
+    tidied = tidy_graph(ModelWrapper(copy.deepcopy(original.model)), Path(in_path))
+    annotated, rows = annotate_rows(tidied, accumulator_bits, tile_size)
     ok = all(r["status"] == "OK" for r in rows)
     if ok:
-        original = original_graph(in_path)
         copy_annotations(annotated, original)
         original.save(str(out_path))
     return ok, rows
