@@ -158,17 +158,12 @@ def check_levels(q, levels: int, name: str = "layer") -> None:
                            f"[-{levels}, {levels}]; the quantizer failed, please report it")
 
 
-def check_budget(q, bits: int, *, input_bits: int, input_signed: bool, tile_size: int = 0,
-                 name: str = "layer") -> None:
+def check_budget(acc: AccumulatorInfo, bits: int, name: str = "layer") -> None:
     """RuntimeError naming ``name`` unless every row's (every tile's) exact worst-case dot
-    product fits a signed ``bits``-wide register."""
-    q = _as_int(q)
-    x_min, x_max = input_bounds(input_bits, input_signed)
-    lo, hi = tile_ranges(q, x_min, x_max, tile_size if tile_size and tile_size < q.shape[1] else q.shape[1])
-    lo, hi = int(lo.min()), int(hi.max())
-    if not fits(lo, hi, bits):
-        raise RuntimeError(f"{name}: exact accumulator range [{lo}, {hi}] needs {min_bits(lo, hi)} bits, "
-                           f"more than the {bits}-bit budget that AXE enforces; please report it")
+    product, :func:`analyze`'s ``acc``, fits a signed ``bits``-wide register."""
+    if not fits(acc.lo, acc.hi, bits):
+        raise RuntimeError(f"{name}: exact accumulator range [{acc.lo}, {acc.hi}] needs {min_bits(acc.lo, acc.hi)} "
+                           f"bits, more than the {bits}-bit budget that AXE enforces; please report it")
 
 
 @dataclass(frozen=True)

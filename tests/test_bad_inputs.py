@@ -316,9 +316,10 @@ def test_analysis_refuses_non_integer_weights(q, match):
 
 def test_budget_and_level_checks():
     q = np.array([[7, 7, 2]])  # worst case 16 * 15 = 240: fits 9 bits, not 8
-    accumulator.check_budget(q, 9, input_bits=4, input_signed=False)
+    acc = accumulator.analyze(q, input_bits=4, input_signed=False, weight_bits=4)
+    accumulator.check_budget(acc, 9)
     with pytest.raises(RuntimeError, match=r"\[0, 240\] needs 9 bits, more than the 8-bit budget"):
-        accumulator.check_budget(q, 8, input_bits=4, input_signed=False)
+        accumulator.check_budget(acc, 8)
     accumulator.check_levels(q, 7)
     with pytest.raises(RuntimeError, match="magnitude 8 is outside the alphabet"):
         accumulator.check_levels(np.array([[8, 0]]), 7)

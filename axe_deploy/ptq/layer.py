@@ -209,16 +209,15 @@ def quantize_from_stats(weight, scale, stats: LayerStats | None, *, weight_bits:
     # Exact integer checks of what the algorithms promise, before anything uses q.
     q_host = q.double().cpu().numpy()
     accumulator.check_levels(q_host, L, name)
+    acc = accumulator.analyze(q_host, input_bits=input_bits, input_signed=input_signed,
+                              weight_bits=weight_bits, tile_size=tile_size or 0)
     if accumulator_bits is not None:
-        accumulator.check_budget(q_host, accumulator_bits, input_bits=input_bits,
-                                 input_signed=input_signed, tile_size=tile_size or 0, name=name)
+        accumulator.check_budget(acc, accumulator_bits, name=name)
     q = q.round().to(torch.long)
     if rescale:
         scale = scale * axe.least_squares_gain(q, v, H, G)
     q, scale = q.cpu(), scale.cpu()
     qn = q.numpy()
-    acc = accumulator.analyze(qn, input_bits=input_bits, input_signed=input_signed,
-                              weight_bits=weight_bits, tile_size=tile_size or 0)
     info = QuantInfo(
         algorithm=algorithm, options=opts, seconds=time.perf_counter() - start,
         weight_bits=weight_bits, input_bits=input_bits, input_signed=input_signed,
