@@ -41,6 +41,14 @@ def annotation_range(props: dict[str, str]) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def layer_accumulator(layer, tile_size: int) -> accumulator.AccumulatorInfo:
+    """The exact accumulator of a graph layer (:func:`axe_deploy.graph.quant_layers`) over its
+    input quantizer's range."""
+    bits, signed, narrow = layer.input.range_format
+    return accumulator.analyze(layer.q, input_bits=bits, input_signed=signed, weight_bits=layer.weight.bits,
+                               tile_size=tile_size, input_narrow=narrow)
+
+
 class AnnotateAccumulators(Transformation):
     """Annotate every quantized compute node with its exact accumulator width.
 
@@ -71,9 +79,7 @@ class AnnotateAccumulators(Transformation):
         for layer in layers:
             node = model.graph.node[layer.node_index]
             T = int(match_layer(self.tile_sizes, layer.layer_name, 0) or 0)
-            bits, signed, narrow = layer.input.range_format
-            info = accumulator.analyze(layer.q, input_bits=bits, input_signed=signed, weight_bits=layer.weight.bits,
-                                       tile_size=T, input_narrow=narrow)
+            info = layer_accumulator(layer, T)
             target = int(match_layer(self.targets, layer.layer_name, 0) or 0)
             if target and not accumulator.fits(info.lo, info.hi, target, signed=True):
                 raise GraphError(f"layer '{layer.layer_name}' ({node.op_type} '{node.name}'): exact "
@@ -109,9 +115,7 @@ def check_annotation(layer, props: dict[str, str]) -> None:
     except (KeyError, ValueError, TypeError) as e:
         raise GraphError(f"{where}: malformed accumulator annotation {props} ({e}); run the annotate step "
                          f"again") from None
-    bits, signed, narrow = layer.input.range_format
-    info = accumulator.analyze(layer.q, input_bits=bits, input_signed=signed,
-                               weight_bits=layer.weight.bits, tile_size=T, input_narrow=narrow)
+    info = layer_accumulator(layer, T)
     if lo > info.lo or hi < info.hi:
         raise GraphError(f"{where}: annotated accumulator range [{lo}, {hi}] is narrower than the exact range "
                          f"[{info.lo}, {info.hi}] of its weights; run the annotate step again")
