@@ -33,6 +33,17 @@ from axe_deploy.validate import run_onnxruntime, run_qonnx
 DATAFLOW_FILE = "model.dataflow.onnx"
 
 
+def reference_outputs(state, x: np.ndarray, qonnx: ModelWrapper | None = None) -> tuple[np.ndarray, str]:
+    """The outputs every implementation is held to, and their source: onnxruntime on
+    model.qcdq.onnx, or qonnx's execution of model.qonnx.onnx (``qonnx`` if given) where no
+    QCDQ twin could be made (a foreign graph)."""
+    qcdq = state.out / "model.qcdq.onnx"
+    if qcdq.exists():
+        return run_onnxruntime(qcdq, x, state.ort_optimize), "onnxruntime"
+    qonnx = qonnx or ModelWrapper(str(state.out / "model.qonnx.onnx"))
+    return run_qonnx(qonnx, x)[qonnx.graph.output[0].name], "qonnx"
+
+
 def step_lower(state, cfg):
     """Annotated QONNX -> dataflow graph; its integer executor must match onnxruntime."""
     qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
@@ -40,16 +51,16 @@ def step_lower(state, cfg):
     x = state.test_data()[0]
     ctx = execute_dataflow(model, x)
     out = ctx[model.graph.output[0].name]
-    qcdq = state.out / "model.qcdq.onnx"  # absent for a foreign graph qonnx cannot convert: then qonnx
-    ort = run_onnxruntime(qcdq, x, state.ort_optimize) if qcdq.exists() else run_qonnx(qonnx, x)[qonnx.graph.output[0].name]
-    state.hw = {"model": model, "layers": hw_layers(model), "test_out": out}
+    ort, ref_name = reference_outputs(state, x, qonnx)
+    # the reference on the test inputs is kept for the compilers' checks (handoff/steps.py)
+    state.hw = {"model": model, "layers": hw_layers(model), "test_out": out, "test_reference": (ort, ref_name)}
     diff = float(np.abs(out - ort).max())
     argmax_equal = float((out.argmax(1) == ort.argmax(1)).mean())
     state.report["dataflow"] = {
         "nodes": [n.op_type for n in model.graph.node],
         "executor_max_abs_diff_vs_onnxruntime": diff,
         "executor_argmax_equal_onnxruntime": argmax_equal,
-        "executor_reference": "onnxruntime" if qcdq.exists() else "qonnx",
+        "executor_reference": ref_name,
     }
     atol = cfg["validate"]["atol"]
     checks.record(state.report, "executor_vs_onnxruntime", diff <= atol and argmax_equal == 1.0,

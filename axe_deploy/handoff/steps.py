@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import checks
 from axe_deploy.config import FlowConfigError
 from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
-from axe_deploy.validate import run_onnxruntime, run_qonnx
+from axe_deploy.hw_flow import reference_outputs
 from axe_deploy.zoo import cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,16 +112,6 @@ def _compare(got: np.ndarray, ref: np.ndarray) -> dict:
             "passed": bool(argmax == 1.0 and diff <= MAX_ABS_DIFF)}
 
 
-def _reference(state, x: np.ndarray) -> tuple[np.ndarray, str]:
-    """onnxruntime on model.qcdq.onnx, or qonnx's execution where no QCDQ twin could be made
-    (a foreign graph)."""
-    qcdq = state.out / "model.qcdq.onnx"
-    if qcdq.exists():
-        return run_onnxruntime(qcdq, x, state.ort_optimize), "onnxruntime"
-    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
-    return run_qonnx(qonnx, x)[qonnx.graph.output[0].name], "qonnx"
-
-
 def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -194,7 +183,7 @@ def step_finn(state, cfg):
     rows = finn["mvaus"]
     section = {k: finn[k] for k in ("finn_commit", "seconds", "steps_completed", "mvaus")}
     section["log"] = "finn/output/build_dataflow.log"
-    reference, ref_name = _reference(state, x)
+    reference, ref_name = state.hw["test_reference"]  # on the same test inputs, from step_lower
     section["execution"] = {**_compare(finn["outputs"], reference), "reference": ref_name}
     section["estimates"] = {
         "finn": finn["estimates"],
@@ -258,7 +247,7 @@ def step_hls4ml(state, cfg):
     start = time.perf_counter()
     y, accum = run_hls4ml_build(folder, both)
     seconds = time.perf_counter() - start
-    ort, ref_name = _reference(state, both.reshape(len(both), *x.shape[1:]))
+    ort, ref_name = reference_outputs(state, both.reshape(len(both), *x.shape[1:]))
     layers = state.report.get("handoff", {}).get("hls4ml", {}).get("layers", {})
     section = {"seconds": round(seconds, 2), "test": _compare(y[:len(x)], ort[:len(x)]),
                "worst_case": _compare(y[len(x):], ort[len(x):]) if len(worst) else None, "layers": layers,
