@@ -41,6 +41,21 @@ def annotation_range(props: dict[str, str]) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def one_accumulator(props: dict[str, str], compiler: str) -> tuple[str, tuple[int, int], str | None]:
+    """What a compiler with one accumulator per layer (FINN, hls4ml) must hold: the annotated
+    DataType and range, or for a multi-stage layer (T > 0) the outer ones, which hold the
+    whole dot product, with a note that says so (else None)."""
+    tile = int(props["tile_size"])
+    if not tile:
+        return props["accumulator_datatype"], annotation_range(props), None
+    outer = props["outer_accumulator_datatype"]
+    lo, hi = json.loads(props["outer_accumulator_range"])
+    return outer, (int(lo), int(hi)), (
+        f"layer '{props['layer_name']}' accumulates in tiles of T={tile} ({props['accumulator_datatype']} "
+        f"each); {compiler} has one accumulator per layer, so it gets the outer width {outer} and the "
+        f"tiling is not used")
+
+
 def layer_accumulator(layer, tile_size: int) -> accumulator.AccumulatorInfo:
     """The exact accumulator of a graph layer (:func:`axe_deploy.graph.quant_layers`) over its
     input quantizer's range."""

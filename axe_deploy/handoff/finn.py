@@ -160,7 +160,7 @@ def accumulator_entries(model: ModelWrapper) -> tuple[list[dict], list[str]]:
     FINN has one accumulator per MVAU: a multi-stage layer (T > 0) is handed over with its
     outer accumulator (which holds the whole dot product); the notes say so.
     """
-    from axe_deploy.annotate import read_annotation
+    from axe_deploy.annotate import one_accumulator, read_annotation
     from axe_deploy.graph import COMPUTE_OPS
 
     entries, notes = [], []
@@ -168,16 +168,12 @@ def accumulator_entries(model: ModelWrapper) -> tuple[list[dict], list[str]]:
         props = read_annotation(node) if node.op_type in COMPUTE_OPS else None
         if not props:
             continue
-        name, tile = props["layer_name"], int(props["tile_size"])
-        entry = {"name": name, "accumulator_datatype": props["accumulator_datatype"],
-                 "accumulator_range": json.loads(props["accumulator_range"]), "tile_size": tile}
-        if tile:
-            entry.update(accumulator_datatype=props["outer_accumulator_datatype"],
-                         accumulator_range=json.loads(props["outer_accumulator_range"]),
-                         inner_accumulator_datatype=props["accumulator_datatype"])
-            notes.append(f"layer '{name}' accumulates in tiles of T={tile} ({props['accumulator_datatype']} "
-                         f"each); FINN has one accumulator per MVAU, so it gets the outer width "
-                         f"{props['outer_accumulator_datatype']} and the tiling is not used")
+        datatype, (lo, hi), note = one_accumulator(props, "FINN")
+        entry = {"name": props["layer_name"], "accumulator_datatype": datatype, "accumulator_range": [lo, hi],
+                 "tile_size": int(props["tile_size"])}
+        if note:
+            entry["inner_accumulator_datatype"] = props["accumulator_datatype"]
+            notes.append(note)
         entries.append(entry)
     return entries, notes
 

@@ -26,7 +26,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
 from axe_deploy import accumulator
-from axe_deploy.annotate import read_annotation
+from axe_deploy.annotate import one_accumulator, read_annotation
 from axe_deploy.graph import COMPUTE_OPS, GraphError, input_quant_node, quant_layers
 from axe_deploy.handoff.hls4ml_graph import hls4ml_graph
 
@@ -108,12 +108,8 @@ def hls_config(model: ModelWrapper) -> tuple[dict, dict, list[str]]:
         props = read_annotation(node) if node.op_type in COMPUTE_OPS else None
         if not props:
             continue
-        dt = props["accumulator_datatype"]
-        if int(props["tile_size"]):  # hls4ml has one accumulator per layer: the outer one holds the sum
-            dt = props["outer_accumulator_datatype"]
-            notes.append(f"layer '{props['layer_name']}' accumulates in tiles of T={props['tile_size']} "
-                         f"({props['accumulator_datatype']} each); hls4ml has one accum_t per layer, so it gets "
-                         f"the outer width {dt}")
+        dt, _, note = one_accumulator(props, "hls4ml")
+        notes += [note] if note else []
         acc = _fixed(DataType[dt], _fraction_bits(model, node))
         layers[node.name] = {"Precision": {"accum": acc, "result": acc, "bias": acc,
                                            "weight": _fixed(DataType[props["weight_datatype"]])}}
