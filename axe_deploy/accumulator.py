@@ -90,17 +90,23 @@ def row_ranges(q, x_min: int, x_max: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def tile_ranges(q, x_min: int, x_max: int, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (lo, hi) per row and tile, shape [M, ceil(K/T)]; the last tile may be shorter."""
-    q = _as_int(q)
-    M, K = q.shape
+def split_tiles(a: np.ndarray, tile_size: int) -> np.ndarray:
+    """[rows, K] -> [rows, ceil(K/T), T]: consecutive tiles of T elements, the last one
+    zero-padded (a zero adds nothing to a dot product)."""
     if tile_size <= 0:
         raise ValueError(f"tile size must be > 0, got {tile_size}")
+    rows, K = a.shape
     n_tiles = -(-K // tile_size)
-    padded = np.zeros((M, n_tiles * tile_size), dtype=q.dtype)
-    padded[:, :K] = q
-    tiles = padded.reshape(M * n_tiles, tile_size)
-    lo, hi = row_ranges(tiles, x_min, x_max)
+    padded = np.zeros((rows, n_tiles * tile_size), dtype=a.dtype)
+    padded[:, :K] = a
+    return padded.reshape(rows, n_tiles, tile_size)
+
+
+def tile_ranges(q, x_min: int, x_max: int, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (lo, hi) per row and tile, shape [M, ceil(K/T)]; the last tile may be shorter."""
+    tiles = split_tiles(_as_int(q), tile_size)
+    M, n_tiles, _ = tiles.shape
+    lo, hi = row_ranges(tiles.reshape(M * n_tiles, tile_size), x_min, x_max)
     return lo.reshape(M, n_tiles), hi.reshape(M, n_tiles)
 
 

@@ -111,15 +111,9 @@ def check_layer(layer: QuantLayer, props: dict, x_int: np.ndarray) -> LayerCheck
     if not (_fits(full, outer) and _fits(worst, outer)):
         problems.append(f"whole-row sums exceed {outer.name}")
     if T:
-        n_tiles = -(-layer.K // T)
-        pad = n_tiles * T - layer.K
-
-        def tiles(a):  # [rows, K] -> [rows, n_tiles, T]
-            return np.pad(a, ((0, 0), (0, pad))).reshape(a.shape[0], n_tiles, T)
-
-        qt = tiles(layer.q)
-        partial = np.einsum("rtk,mtk->rmt", tiles(x_int), qt)
-        worst_t = np.stack([np.einsum("mtk,mtk->mt", tiles(x_hi), qt), np.einsum("mtk,mtk->mt", tiles(x_lo), qt)])
+        qt = accumulator.split_tiles(layer.q, T)
+        partial = np.einsum("rtk,mtk->rmt", accumulator.split_tiles(x_int, T), qt)
+        worst_t = np.stack([np.einsum("mtk,mtk->mt", accumulator.split_tiles(x, T), qt) for x in (x_hi, x_lo)])
         checked, checked_worst = partial, worst_t
     else:
         checked, checked_worst = full, worst

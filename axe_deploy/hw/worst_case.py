@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..accumulator import input_bounds, row_ranges, tile_ranges, worst_case_inputs
+from ..accumulator import input_bounds, row_ranges, split_tiles, tile_ranges, worst_case_inputs
 from .sim import simulate_many
 from .spec import MVAULayer
 from .verilog import write_rtl
@@ -45,11 +45,7 @@ def partial_sums(q: np.ndarray, x: np.ndarray, tile_size: int = 0) -> np.ndarray
     q, x = np.asarray(q, dtype=np.int64), np.asarray(x, dtype=np.int64)
     K = q.shape[1]
     T = tile_size if 0 < tile_size < K else K
-    n_tiles = -(-K // T)
-    pad = n_tiles * T - K
-    qt = np.pad(q, ((0, 0), (0, pad))).reshape(q.shape[0], n_tiles, T)
-    xt = np.pad(x, ((0, 0), (0, pad))).reshape(x.shape[0], n_tiles, T)
-    return np.einsum("ntk,mtk->nmt", xt, qt)
+    return np.einsum("ntk,mtk->nmt", split_tiles(x, T), split_tiles(q, T))
 
 
 def worst_case_vectors(q: np.ndarray, x_min: int, x_max: int, tile_size: int = 0) -> WorstCaseVectors:
