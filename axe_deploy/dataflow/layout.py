@@ -12,7 +12,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from axe_deploy.dataflow.transforms import DOMAIN, _attr, _consumer, _ints
+from axe_deploy.dataflow.transforms import DOMAIN, _attr, _consumer, _ints, channels_last_positions
 
 
 def _rewire(model: ModelWrapper, old: str, new: str) -> None:
@@ -74,8 +74,7 @@ class AbsorbTransposeIntoFlatten(Transformation):
             if flat_shape[1] != C * H * W or _attr(mvau, "MW") != C * H * W:
                 continue
             if _attr(mvau, "tileSize", 0):
-                c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
-                order = ((h * W + w) * C + c).reshape(-1)
+                order = channels_last_positions(C, H, W)
                 mvau.attribute.append(helper.make_attribute("inputOrder", [int(i) for i in order]))
             else:
                 w = model.get_initializer(mvau.input[1])

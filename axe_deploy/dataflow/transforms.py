@@ -52,6 +52,12 @@ def _consumer(model: ModelWrapper, tensor: str, op_type: str):
     return consumers[0] if len(consumers) == 1 and consumers[0].op_type == op_type else None
 
 
+def channels_last_positions(C: int, H: int, W: int) -> np.ndarray:
+    """For each element of a (c, h, w) tensor in that order, its position in (h, w, c) order."""
+    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+    return ((h * W + w) * C + c).reshape(-1)
+
+
 def _transpose(model: ModelWrapper, src: str, dst: str, perm: tuple, name: str):
     """A Transpose node src -> dst; dst gets src's DataType (a transpose moves integers)."""
     model.set_tensor_datatype(dst, model.get_tensor_datatype(src))
@@ -274,8 +280,7 @@ class ConvGeometry:
     def window_positions(self) -> np.ndarray:
         """For each column of the graph's (c, kh, kw) order, its position in the (kh, kw, c)
         window the sliding-window generator emits."""
-        c, kh, kw = np.meshgrid(np.arange(self.C), np.arange(self.K), np.arange(self.K), indexing="ij")
-        return ((kh * self.K + kw) * self.C + c).reshape(-1)
+        return channels_last_positions(self.C, self.K, self.K)
 
     def channels_last_columns(self, q: np.ndarray) -> np.ndarray:
         """Weight rows [M, C·K·K] in the graph's (c, kh, kw) order -> (kh, kw, c), the order
