@@ -10,7 +10,6 @@ channels, Conv flattened in [C, kh, kw] order (DESIGN.md §4).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from onnx import helper
@@ -71,22 +70,6 @@ class QuantLayer:
     @property
     def K(self) -> int:
         return self.q.shape[1]
-
-
-def load_model(path: str | Path) -> ModelWrapper:
-    """A QONNX/ONNX file as a ModelWrapper; errors name the file (missing, truncated, not ONNX)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GraphError(f"{path}: no such ONNX file")
-    try:
-        model = ModelWrapper(str(path))
-    except Exception as e:  # protobuf DecodeError, onnx/qonnx errors on a file that is not a model
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise GraphError(f"{path}: not a readable ONNX model ({type(e).__name__}: {reason[:160]}); "
-                         f"export it again") from None
-    if not model.graph.node:
-        raise GraphError(f"{path}: the ONNX graph has no nodes; export the model again")
-    return model
 
 
 def _attr(node, name, default=None):

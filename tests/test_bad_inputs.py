@@ -28,7 +28,8 @@ from axe_deploy.annotate import PREFIX, AnnotateAccumulators
 from axe_deploy.cli import main, summary_table
 from axe_deploy.dataflow.lower import lower
 from axe_deploy.flow import handoff_warnings, metric_warnings
-from axe_deploy.graph import GraphError, load_model, quant_layers
+from axe_deploy.foreign import read_graph
+from axe_deploy.graph import GraphError, quant_layers
 from axe_deploy.outdir import MARKER, build_folder
 from axe_deploy.ptq import LayerStats, quantize_layer
 from axe_deploy.ptq.optq import optq
@@ -405,10 +406,10 @@ def test_unreadable_onnx_names_the_file(tmp_path, damage):
     elif damage == "text":
         path.write_text("not a model\n" * 20)
     with pytest.raises(GraphError) as e:
-        load_model(path)
+        read_graph(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
     onnx.save(tiny_graph().model, str(path))
-    assert len(load_model(path).graph.node) == 3
+    assert len(read_graph(path).graph.node) == 3
 
 
 # --- API: the model cache ---------------------------------------------------------------------
