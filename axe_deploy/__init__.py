@@ -1,6 +1,6 @@
 """axe-deploy: accumulator-aware PTQ to proven-width dataflow accelerators.
 
-``axe_deploy.ModelBundle`` is the public model interface (:mod:`axe_deploy.model`); it is
+``axe_deploy.ModelBundle`` is the public model interface (:mod:`axe_deploy.quant.bundle`); it is
 imported on first use so that ``import axe_deploy`` (and the CLI's start) stays light.
 """
 
@@ -9,6 +9,6 @@ __all__ = ["ModelBundle"]
 
 def __getattr__(name):
     if name == "ModelBundle":
-        from axe_deploy.model import ModelBundle
+        from axe_deploy.quant.bundle import ModelBundle
         return ModelBundle
     raise AttributeError(f"module 'axe_deploy' has no attribute {name!r}")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from axe_deploy import config
-from axe_deploy.flow import run_flow
+from axe_deploy.flow import config
+from axe_deploy.flow.runner import run_flow
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Hardware backend on a digits-sized MLP (64 -> 256 -> 128 -> 10, W4 A4, UINT8 input).
 
 Random INT4 weights, thresholds at quantiles of the real accumulator values (plus a few
-outside the register range), accumulator widths from ``axe_deploy.accumulator``; inputs
+outside the register range), accumulator widths from ``axe_deploy.core.accumulator``; inputs
 are the scikit-learn digits images scaled to UINT8 (360 of them, the size of the test
 split). Prints and writes (``--out``/hw_mlp.json) the time of each step: RTL generation,
 lint, simulator build, simulation, yosys synthesis; checks the simulation bit-exact against
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from axe_deploy.accumulator import analyze
+from axe_deploy.core.accumulator import analyze
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import lint, simulate
 from axe_deploy.hw.spec import MVAULayer, chain_reference, estimate_cycles, estimate_latency

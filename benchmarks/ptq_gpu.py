@@ -26,7 +26,9 @@ from pathlib import Path
 
 import torch
 
-from axe_deploy import config, zoo
+from axe_deploy.flow import config
+
+from axe_deploy import zoo
 from axe_deploy.ptq import quantize_layer
 from axe_deploy.zoo.smollm2 import quantize_blockwise
 

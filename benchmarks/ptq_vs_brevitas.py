@@ -35,7 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from axe_deploy import accumulator  # noqa: E402
+from axe_deploy.core import accumulator  # noqa: E402
 from axe_deploy.ptq import quantize_layer  # noqa: E402
 
 W_BITS, IN_BITS = 4, 4

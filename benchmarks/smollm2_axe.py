@@ -5,7 +5,7 @@ per-tensor input quantizer (axe_deploy.zoo.smollm2); the model is quantized deco
 decoder (``quantize_blockwise``, the project's PTQ core per Linear) on 32 × 256 tokens of
 the training plays and scored by perplexity on ~8k tokens of held-out plays. For every
 AXE result the exact worst-case range of every tile of every Linear is checked against
-the 16-bit register with axe_deploy.accumulator; for the unconstrained model the table
+the 16-bit register with axe_deploy.core.accumulator; for the unconstrained model the table
 shows what its tiles would need. Target: AXE at T = 64 within 5 % of unconstrained.
 --quick runs the same code on the 2-layer random ``llama-tiny`` (no download).
 Writes results.json and perplexity.png to --out.
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import torch
 
-from axe_deploy import accumulator, zoo
+from axe_deploy.core import accumulator
+
+from axe_deploy import zoo
 from axe_deploy.zoo.smollm2 import quantize_blockwise
 
 

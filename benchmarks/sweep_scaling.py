@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from axe_deploy import config
-from axe_deploy.cli import DEFAULT_FLOW
-from axe_deploy.sweep import parse_range, plan_jobs, sweep
-from axe_deploy.sweep_ray import sweep_on_ray
+from axe_deploy.flow import config
+from axe_deploy.cli.main import DEFAULT_FLOW
+from axe_deploy.flow.sweep import parse_range, plan_jobs, sweep
+from axe_deploy.flow.sweep_ray import sweep_on_ray
 
 
 def comparable(points: list[dict]) -> list[str]:

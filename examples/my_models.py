@@ -7,7 +7,7 @@ defined here, outside the package, and run by the flow files next to this file:
 ``[model] module = "my_models:digits_mlp"`` imports this file (the flow file's folder comes
 first on sys.path) and calls ``digits_mlp(quant)`` with the flow's [quant] table; the
 function trains the float model (cached after the first run) and hands it with its data to
-``axe_deploy.brevitas_model.bundle_from_float``, which builds the Brevitas twin (same module
+``axe_deploy.quant.convert.bundle_from_float``, which builds the Brevitas twin (same module
 names, the flow's bit widths) and returns the ``axe_deploy.ModelBundle`` the flow runs.
 """
 
@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from axe_deploy.brevitas_model import bundle_from_float
+from axe_deploy.quant.convert import bundle_from_float
 from axe_deploy.zoo import cache_dir
 
 
@@ -86,13 +86,13 @@ def digits_cnn(quant: dict):
 
 class BrevitasMLP(nn.Module):
     """The Brevitas route: your own quantized model, written with Brevitas layers and the
-    public quantizers of axe_deploy.quantizers, module names equal to MLP's."""
+    public quantizers of axe_deploy.quant.quantizers, module names equal to MLP's."""
 
     def __init__(self, weight_bits=4, act_bits=4, input_bits=8):
         super().__init__()
         import brevitas.nn as qnn
 
-        from axe_deploy.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
+        from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
         def linear(k, m):
             return qnn.QuantLinear(k, m, bias=True, weight_quant=WeightQuant, bias_quant=BiasQuant,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axe_deploy import accumulator
+from axe_deploy.core import accumulator
 
 
 @st.composite

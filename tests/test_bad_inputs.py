@@ -23,14 +23,16 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import accumulator, zoo
-from axe_deploy.annotate import PREFIX, AnnotateAccumulators
-from axe_deploy.cli import main, summary_table
+from axe_deploy.core import accumulator
+
+from axe_deploy import zoo
+from axe_deploy.graph.annotate import PREFIX, AnnotateAccumulators
+from axe_deploy.cli.main import main, summary_table
 from axe_deploy.dataflow.lower import lower
-from axe_deploy.flow import handoff_warnings, metric_warnings
-from axe_deploy.foreign import read_graph
-from axe_deploy.graph import GraphError, quant_layers
-from axe_deploy.outdir import MARKER, build_folder
+from axe_deploy.flow.runner import handoff_warnings, metric_warnings
+from axe_deploy.graph.foreign import read_graph
+from axe_deploy.graph.layers import GraphError, quant_layers
+from axe_deploy.flow.outdir import MARKER, build_folder
 from axe_deploy.ptq import LayerStats, quantize_layer
 from axe_deploy.ptq.optq import optq
 
@@ -146,7 +148,7 @@ def test_signal_removes_the_temporary_folder(tmp_path, sig):
     (tmp_path / "keep.txt").write_text("keep me")
     script = textwrap.dedent(f"""
         import time
-        from axe_deploy.outdir import build_folder
+        from axe_deploy.flow.outdir import build_folder
         with build_folder({str(out)!r}) as tmp:
             (tmp / "half-written").write_text("x")
             print(tmp, flush=True)

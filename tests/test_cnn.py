@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import config
-from axe_deploy.annotate import read_annotation
+from axe_deploy.flow import config
+from axe_deploy.graph.annotate import read_annotation
 from axe_deploy.dataflow.lower import execute_dataflow, hw_layers, lower
 from axe_deploy.dataflow.transforms import ConvGeometry
-from axe_deploy.flow import SOFTWARE_STEPS, run_flow
-from axe_deploy.graph import GraphError, quant_layers
+from axe_deploy.flow.runner import SOFTWARE_STEPS, run_flow
+from axe_deploy.graph.layers import GraphError, quant_layers
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, check_chain
-from axe_deploy.ptq.driver import patch_rows
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.quant.driver import patch_rows
+from axe_deploy.graph.validate import run_onnxruntime
 
 FLOW = Path(__file__).parents[1] / "flows" / "digits_cnn.toml"
 SIMULATOR = shutil.which("verilator") or shutil.which("iverilog")

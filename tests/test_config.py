@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from axe_deploy import config
-from axe_deploy.cli import main
+from axe_deploy.flow import config
+from axe_deploy.cli.main import main
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import config
+from axe_deploy.flow import config
 from axe_deploy.dataflow.lower import execute_dataflow, hw_layers, lower
 from axe_deploy.dataflow.thresholds import apply_thresholds, layer_thresholds, quant_thresholds
-from axe_deploy.flow import SOFTWARE_STEPS, run_flow
-from axe_deploy.graph import GraphError
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.flow.runner import SOFTWARE_STEPS, run_flow
+from axe_deploy.graph.layers import GraphError
+from axe_deploy.graph.validate import run_onnxruntime
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from axe_deploy import config, tools
-from axe_deploy.cli import main
+from axe_deploy.flow import config
+
+from axe_deploy.hw import tools
+from axe_deploy.cli.main import main
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 SOFTWARE_AND_HW = ["build_models", "quantize", "export", "annotate", "validate", "lower", "fold", "rtl",
@@ -49,7 +51,7 @@ def test_without_tools_the_software_steps_run_and_the_skip_is_recorded(tmp_path,
 
 
 def test_summary_ends_with_the_headline():
-    from axe_deploy.cli import summary_table
+    from axe_deploy.cli.main import summary_table
     layers = [{"name": "fc1", "op": "Gemm", "M": 4, "K": 64, "weight_datatype": "INT4", "input_datatype": "UINT8",
                "tile_size": 0, "accumulator_datatype": "INT13", "accumulator_range": [-4080, 4080],
                "datatype_bound_bits": 19, "exact_bits": 13, "overflow_free": True, "target_accumulator_bits": 13},
@@ -72,7 +74,7 @@ def test_summary_ends_with_the_headline():
 
 def test_sweep_ignores_the_default_flows_per_layer_targets():
     """The default flow sets a target P per layer; a sweep sets P (and T) itself."""
-    from axe_deploy import sweep
+    from axe_deploy.flow import sweep
     cfg = config.load(DEFAULT, ["quant.calibration_samples=256"])
     assert cfg["quant"]["layers"]["fc1"]["accumulator_bits"] == 13
     point = sweep.run_point(cfg, "rtn", None, 0, 0)

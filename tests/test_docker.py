@@ -105,7 +105,7 @@ def host_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("host")
     log = open(out / "host.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "axe_deploy.cli", "run", FLOW, "--out", str(out / "build"),
+        [sys.executable, "-m", "axe_deploy.cli.main", "run", FLOW, "--out", str(out / "build"),
          "--set", f"flow.steps={STEPS}"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from axe_deploy import config
-from axe_deploy.flow import run_flow
+from axe_deploy.flow import config
+from axe_deploy.flow.runner import run_flow
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 SOFTWARE = ["build_models", "quantize", "export", "annotate", "validate", "report"]

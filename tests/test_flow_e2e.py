@@ -9,12 +9,14 @@ import pytest
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import accumulator, config
-from axe_deploy.annotate import PREFIX, read_annotation
-from axe_deploy.flow import SOFTWARE_STEPS, STEPS, run_flow
-from axe_deploy.graph import quant_layers
-from axe_deploy.outdir import MARKER
-from axe_deploy.validate import integer_check, run_onnxruntime, run_qonnx
+from axe_deploy.core import accumulator
+
+from axe_deploy.flow import config
+from axe_deploy.graph.annotate import PREFIX, read_annotation
+from axe_deploy.flow.runner import SOFTWARE_STEPS, STEPS, run_flow
+from axe_deploy.graph.layers import quant_layers
+from axe_deploy.flow.outdir import MARKER
+from axe_deploy.graph.validate import integer_check, run_onnxruntime, run_qonnx
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 SW = "flow.steps=" + str(SOFTWARE_STEPS).replace("'", '"')

@@ -17,11 +17,11 @@ from brevitas.quant import Uint8ActPerTensorFloat
 from click.testing import CliRunner
 from torch import nn
 
-from axe_deploy import config
-from axe_deploy.annotate import PREFIX
-from axe_deploy.cli import main
-from axe_deploy.flow import run_flow
-from axe_deploy.graph import GraphError
+from axe_deploy.flow import config
+from axe_deploy.graph.annotate import PREFIX
+from axe_deploy.cli.main import main
+from axe_deploy.flow.runner import run_flow
+from axe_deploy.graph.layers import GraphError
 
 torch.set_num_threads(1)
 

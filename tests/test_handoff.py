@@ -13,17 +13,17 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
 
-from axe_deploy import config
-from axe_deploy.annotate import AnnotateAccumulators
-from axe_deploy.flow import run_flow
-from axe_deploy.graph import quant_layers
+from axe_deploy.flow import config
+from axe_deploy.graph.annotate import AnnotateAccumulators
+from axe_deploy.flow.runner import run_flow
+from axe_deploy.graph.layers import quant_layers
 from axe_deploy.handoff import axe_finn_steps
 from axe_deploy.handoff.finn import accumulator_entries, folding_config
 from axe_deploy.handoff.finn_graph import input_quantization, quantize_input
 from axe_deploy.handoff.hls4ml import hls_config, narrower_config, worst_case_inputs
 from axe_deploy.handoff.hls4ml_graph import FoldWeightScales
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer
-from axe_deploy.validate import run_qonnx
+from axe_deploy.graph.validate import run_qonnx
 
 FLOWS = Path(__file__).parents[1] / "flows"
 TO_HANDOFF = 'flow.steps=["build_models","quantize","export","annotate","validate","lower","fold","handoff"]'
@@ -126,7 +126,7 @@ def test_multi_stage_layers_hand_finn_the_outer_width(mlp):
     assert fc1["tile_size"] == 16 and fc1["inner_accumulator_datatype"] != fc1["accumulator_datatype"]
     layer = quant_layers(model)[0]
     lo, hi = fc1["accumulator_range"]
-    from axe_deploy.accumulator import input_bounds, row_ranges
+    from axe_deploy.core.accumulator import input_bounds, row_ranges
     rlo, rhi = row_ranges(layer.q, *input_bounds(8, False))
     assert (lo, hi) == (rlo.min(), rhi.max())  # the whole dot product, what FINN's one accumulator holds
     assert len(notes) == 1 and "outer width" in notes[0] and "fc1" in notes[0]

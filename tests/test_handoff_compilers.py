@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from axe_deploy import config
-from axe_deploy.config import FlowConfigError
-from axe_deploy.flow import run_flow
+from axe_deploy.flow import config
+from axe_deploy.flow.config import FlowConfigError
+from axe_deploy.flow.runner import run_flow
 from axe_deploy.handoff.finn import FINN_STEPS, LAST_VIVADO_FREE_STEP
 from axe_deploy.handoff.hls4ml import narrower_config
-from axe_deploy.handoff.steps import build_finn_venv, finn_root, run_hls4ml_build
-from axe_deploy.validate import run_onnxruntime
+from axe_deploy.flow.compilers import build_finn_venv, finn_root, run_hls4ml_build
+from axe_deploy.graph.validate import run_onnxruntime
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def _foreign_qonnx(path: Path, annotate: bool = True) -> Path:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.basic import qonnx_make_model
 
-    from axe_deploy.annotate import AnnotateAccumulators
+    from axe_deploy.graph.annotate import AnnotateAccumulators
 
     rng = np.random.default_rng(7)
     inits, nodes = {}, []

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from axe_deploy import config
-from axe_deploy.cli import main
-from axe_deploy.flow import run_flow
+from axe_deploy.flow import config
+from axe_deploy.cli.main import main
+from axe_deploy.flow.runner import run_flow
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 TOOLS = [t for t in ("verilator", "yosys") if shutil.which(t) is None]

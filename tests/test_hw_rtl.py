@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axe_deploy.accumulator import worst_case_inputs
+from axe_deploy.core.accumulator import worst_case_inputs
 from axe_deploy.hw.sim import lint, simulate
 from axe_deploy.hw.spec import chain_reference, estimate_cycles
 from axe_deploy.hw.testing import random_mvau

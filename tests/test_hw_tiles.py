@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axe_deploy import config
-from axe_deploy.accumulator import analyze
-from axe_deploy.checks import failures
-from axe_deploy.flow import run_flow
+from axe_deploy.flow import config
+from axe_deploy.core.accumulator import analyze
+from axe_deploy.flow.checks import failures
+from axe_deploy.flow.runner import run_flow
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import lint, simulate
 from axe_deploy.hw.spec import ReorderLayer, chain_reference, estimate_cycles, wrap

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from axe_deploy import accumulator
+from axe_deploy.core import accumulator
 from axe_deploy.ptq import LayerStats, quantize_from_stats, quantize_layer, smallest_feasible_bits
 from axe_deploy.ptq.axe import fit_factor, l1_ball_threshold, least_squares_gain
 from axe_deploy.ptq.rtn import round_stochastic

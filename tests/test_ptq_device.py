@@ -10,8 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from axe_deploy import config
-from axe_deploy.cli import DEFAULT_FLOW, main
+from axe_deploy.flow import config
+from axe_deploy.cli.main import DEFAULT_FLOW, main
 from axe_deploy.ptq import quantize_layer, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,10 @@ import brevitas.nn as qnn
 import pytest
 import torch
 
-from axe_deploy import accumulator, config
-from axe_deploy.ptq.driver import (LayerPlan, calibrate, capture_input, core_options, quant_layer_names,
+from axe_deploy.core import accumulator
+
+from axe_deploy.flow import config
+from axe_deploy.quant.driver import (LayerPlan, calibrate, capture_input, core_options, quant_layer_names,
                                    quantize_model, scale_parameter)
 from axe_deploy.zoo.digits import FloatMLP, QuantMLP
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axe_deploy import accumulator
+from axe_deploy.core import accumulator
 from axe_deploy.ptq import ALGORITHMS, quantize_layer, smallest_feasible_bits
 
 torch.set_num_threads(1)
@@ -22,7 +22,7 @@ def input_range(bits, signed):
 
 def exact_range(q, x_min, x_max, T):
     """(lowest, highest) worst-case partial sum over all rows and tiles of T inputs, in Python
-    ints (no int64 that could wrap): independent of axe_deploy.accumulator."""
+    ints (no int64 that could wrap): independent of axe_deploy.core.accumulator."""
     lows, highs = [], []
     for row in q.tolist():
         for t0 in range(0, len(row), T):

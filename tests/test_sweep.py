@@ -6,8 +6,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from axe_deploy import accumulator, config, sweep
-from axe_deploy.cli import DEFAULT_FLOW, main
+from axe_deploy.core import accumulator
+
+from axe_deploy.flow import config, sweep
+from axe_deploy.cli.main import DEFAULT_FLOW, main
 
 
 def test_naive_bits_lowers_the_widest_first_until_the_bound_fits():

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from axe_deploy import config, sweep
-from axe_deploy.cli import DEFAULT_FLOW, main, sweep_table
+from axe_deploy.flow import config, sweep
+from axe_deploy.cli.main import DEFAULT_FLOW, main, sweep_table
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -11,9 +11,9 @@ import pytest
 import ray
 from click.testing import CliRunner
 
-from axe_deploy import config, sweep
-from axe_deploy.cli import DEFAULT_FLOW, main
-from axe_deploy.sweep_ray import RayExecutor
+from axe_deploy.flow import config, sweep
+from axe_deploy.cli.main import DEFAULT_FLOW, main
+from axe_deploy.flow.sweep_ray import RayExecutor
 
 # P = 8 is infeasible for digits-mlp (8-bit inputs), naive finds no widths there
 ASKED = dict(bits=[8, 12], tiles=[0], methods=["rtn", "axe-gpfq", "naive"], seeds=[0])

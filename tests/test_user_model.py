@@ -10,12 +10,12 @@ from brevitas.quant import Int8WeightPerChannelFloat
 from torch import nn
 
 import axe_deploy
-from axe_deploy import config
-from axe_deploy.brevitas_model import UnsupportedModuleError, bundle_from_float, quant_model_from_float
-from axe_deploy.flow import check_flow
-from axe_deploy.model import ModelBundle, build_user_bundle
-from axe_deploy.ptq.driver import calibrate, check_written, quantize_model
-from axe_deploy.quantizers import BiasQuant, ReluQuant, WeightQuant, WeightQuantPerTensor, input_quant
+from axe_deploy.flow import config
+from axe_deploy.quant.convert import UnsupportedModuleError, bundle_from_float, quant_model_from_float
+from axe_deploy.flow.runner import check_flow
+from axe_deploy.quant.bundle import ModelBundle, build_user_bundle
+from axe_deploy.quant.driver import calibrate, check_written, quantize_model
+from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, WeightQuantPerTensor, input_quant
 
 torch.set_num_threads(1)
 
@@ -53,7 +53,7 @@ def data(shape=(12,), n=64, seed=0):
 
 def test_public_names_and_old_paths():
     from axe_deploy.zoo import ModelBundle as ZooBundle
-    from axe_deploy.zoo.quantizers import WeightQuant as OldWeightQuant
+    from axe_deploy.quant.quantizers import WeightQuant as OldWeightQuant
     assert axe_deploy.ModelBundle is ModelBundle is ZooBundle
     assert OldWeightQuant is WeightQuant
 
@@ -182,7 +182,7 @@ def test_stats_based_weight_scales_are_refused_with_the_fix():
     # integers PTQ wrote would silently change (12 bits reported, 14 held, accuracy 0.97 -> 0.42)
     f, q, x = pair(Int8WeightPerChannelFloat)
     with pytest.raises(ValueError, match=r"layer 'fc1': its weight quantizer recomputes the scale.*"
-                                         r"axe_deploy.quantizers.WeightQuant"):
+                                         r"axe_deploy.quant.quantizers.WeightQuant"):
         quantize_model(f, q, x, quant_cfg(algorithm="gpfq", accumulator_bits=12), progress=False)
 
 
@@ -240,7 +240,7 @@ def test_integers_are_read_back_after_writing():
 USER_MODULE = '''
 import torch
 from torch import nn
-from axe_deploy.brevitas_model import bundle_from_float
+from axe_deploy.quant.convert import bundle_from_float
 
 def build(quant):
     torch.manual_seed(0)

@@ -8,7 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axe_deploy import accumulator, checks
+from axe_deploy.core import accumulator
+
+from axe_deploy.flow import checks
 from axe_deploy.hw.testing import random_mvau
 from axe_deploy.hw.worst_case import partial_sums, run_worst_case, worst_case_vectors
 

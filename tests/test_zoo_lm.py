@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from axe_deploy import accumulator, zoo
-from axe_deploy.ptq.driver import calibrate, quantize_model
+from axe_deploy.core import accumulator
+
+from axe_deploy import zoo
+from axe_deploy.quant.driver import calibrate, quantize_model
 from axe_deploy.zoo import shakespeare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,7 +191,7 @@ def test_sweep_on_llama_tiny_goes_decoder_by_decoder(monkeypatch):
     """The sweep reaches the bundle's block-wise PTQ and block-wise Brevitas, never the
     whole-model ones, and gives the unconstrained ceiling the coordinate-descent pass."""
     pytest.importorskip("transformers")
-    from axe_deploy import config, sweep
+    from axe_deploy.flow import config, sweep
     from axe_deploy.ptq import driver
     from axe_deploy.zoo import smollm2
 
@@ -212,7 +214,7 @@ def test_sweep_on_llama_tiny_goes_decoder_by_decoder(monkeypatch):
 
 def test_lm_flow_evaluates_and_records_every_linear(tmp_path):
     pytest.importorskip("transformers")
-    from axe_deploy.cli import main
+    from axe_deploy.cli.main import main
     res = CliRunner().invoke(main, ["run", str(ROOT / "flows" / "smollm2_135m.toml"), "--out", str(tmp_path / "b"),
                                     "--set", "model.name=llama-tiny", "--set", "quant.calibration_samples=512",
                                     "--set", "quant.tile_size=16", "--set", "quant.accumulator_bits=12"])

@@ -14,7 +14,7 @@ from axe_deploy.dataflow.layout import (AbsorbTransposeIntoFlatten, AbsorbTransp
                                         RemoveInverseTransposes)
 from axe_deploy.dataflow.transforms import (DOMAIN, HW_OPS, CheckDataflow, ConvertInputQuant, ConvertLayersToMVAU,
                                             ConvertMaxPool, preprocess)
-from axe_deploy.graph import GraphError, _attr
+from axe_deploy.graph.layers import GraphError, _attr
 from axe_deploy.hw.spec import Layer, MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer
 
 LOWERING = [

@@ -36,9 +36,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.general.quant import max_int, min_int, quant
 from qonnx.transformation.base import Transformation
 
-from axe_deploy.annotate import check_annotation, read_annotation
+from axe_deploy.graph.annotate import check_annotation, read_annotation
 from axe_deploy.dataflow.thresholds import layer_thresholds
-from axe_deploy.graph import PASS_THROUGH_OPS, QUANT_OPS, GraphError, _attr, _quant_spec, quant_layers
+from axe_deploy.graph.layers import PASS_THROUGH_OPS, QUANT_OPS, GraphError, _attr, _quant_spec, quant_layers
 
 DOMAIN = "axe_deploy.dataflow"
 DATAFLOW_OPS = ("InputQuant", "MVAU", "ChannelwiseAffine", "ConvolutionInputGenerator", "StreamingMaxPool")

@@ -160,8 +160,8 @@ def accumulator_entries(model: ModelWrapper) -> tuple[list[dict], list[str]]:
     FINN has one accumulator per MVAU: a multi-stage layer (T > 0) is handed over with its
     outer accumulator (which holds the whole dot product); the notes say so.
     """
-    from axe_deploy.annotate import one_accumulator, read_annotation
-    from axe_deploy.graph import COMPUTE_OPS
+    from axe_deploy.graph.annotate import one_accumulator, read_annotation
+    from axe_deploy.graph.layers import COMPUTE_OPS
 
     entries, notes = [], []
     for node in model.graph.node:

@@ -20,7 +20,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy.graph import GraphError, _quant_spec
+from axe_deploy.graph.layers import GraphError, _quant_spec
 
 
 @dataclass(frozen=True)

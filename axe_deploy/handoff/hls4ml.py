@@ -25,9 +25,9 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy import accumulator
-from axe_deploy.annotate import one_accumulator, read_annotation
-from axe_deploy.graph import COMPUTE_OPS, GraphError, input_quant_node, quant_layers
+from axe_deploy.core import accumulator
+from axe_deploy.graph.annotate import one_accumulator, read_annotation
+from axe_deploy.graph.layers import COMPUTE_OPS, GraphError, input_quant_node, quant_layers
 from axe_deploy.handoff.hls4ml_graph import hls4ml_graph
 
 # The scales and biases after each layer are real numbers (weight scales near 1e-4): hls4ml's

@@ -19,10 +19,10 @@ from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
 from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
-from axe_deploy.annotate import read_annotation
+from axe_deploy.graph.annotate import read_annotation
 from axe_deploy.dataflow.transforms import _bias as layer_bias
 from axe_deploy.dataflow.transforms import _remove_dead_nodes
-from axe_deploy.graph import GraphError, integer_weights, quant_layers, weight_quant_node
+from axe_deploy.graph.layers import GraphError, integer_weights, quant_layers, weight_quant_node
 from axe_deploy.handoff.finn_graph import StaticBatchOne
 
 

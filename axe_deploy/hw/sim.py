@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from axe_deploy.tools import SIMULATOR_PROGRAMS, installed
+from axe_deploy.hw.tools import SIMULATOR_PROGRAMS, installed
 
 from .spec import estimate_latency
 from .verilog import RtlDesign, pack_words, unpack_words

@@ -1,7 +1,7 @@
 """Random layer specs for tests and benchmarks of the hardware backend.
 
 ``random_mvau`` draws integer weights and gives the layer its exact accumulator width
-(from ``axe_deploy.accumulator``, as the annotation would); its thresholds are drawn over
+(from ``axe_deploy.core.accumulator``, as the annotation would); its thresholds are drawn over
 the worst-case accumulator range widened on both sides, so some are always or never
 reached, and some lie outside the register's range.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..accumulator import analyze
+from ..core.accumulator import analyze
 from .spec import MVAULayer
 
 

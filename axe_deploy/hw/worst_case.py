@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..accumulator import input_bounds, row_ranges, split_tiles, tile_ranges, worst_case_inputs
+from ..core.accumulator import input_bounds, row_ranges, split_tiles, tile_ranges, worst_case_inputs
 from .sim import simulate_many
 from .spec import MVAULayer
 from .verilog import write_rtl

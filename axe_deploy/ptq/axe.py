@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from axe_deploy import accumulator
+from axe_deploy.core import accumulator
 
 from .sweep import sequential_sweep
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from axe_deploy import accumulator
+from axe_deploy.core import accumulator
 
 from . import axe
 from .gpfq import gpfq
@@ -51,7 +51,7 @@ class QuantInfo:
     the signed P-bit register that any tile's exact worst case reaches (<= 1 by
     construction; None without a target P). ``tile_bits``: exact width of each tile's
     inner accumulator over all channels [n_tiles]. ``accumulator``: the layer's exact
-    ranges and widths (inner ``exact_bits``, ``outer_bits``) from axe_deploy.accumulator.
+    ranges and widths (inner ``exact_bits``, ``outer_bits``) from axe_deploy.core.accumulator.
     ``scale``: per-channel scales [M] (float64) of the result, the layer's weight being
     scale[:, None] * q: the given ones unless ``rescale`` refitted them. ``centred``: the
     objective ignored the mean output error (option ``centre``), which a bias must absorb.

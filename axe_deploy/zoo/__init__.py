@@ -2,7 +2,7 @@
 
 A builder takes the bit widths of the flow (``weight_bits``, ``act_bits``,
 ``input_bits``), a ``seed`` and ``retrain``; it trains (or loads from the cache) the
-float model deterministically and returns a :class:`axe_deploy.model.ModelBundle`.
+float model deterministically and returns a :class:`axe_deploy.quant.bundle.ModelBundle`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from axe_deploy.model import ModelBundle
+from axe_deploy.quant.bundle import ModelBundle
 
 _REGISTRY: dict[str, Callable[..., ModelBundle]] = {}
 __all__ = ["ModelBundle", "register", "names", "build", "cache_dir"]

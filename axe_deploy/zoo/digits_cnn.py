@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from axe_deploy.config import match_layer
-from axe_deploy.model import ModelBundle
+from axe_deploy.flow.config import match_layer
+from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import register
 from axe_deploy.zoo.digits import cached_float_model, digits_bundle, digits_split
-from axe_deploy.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
+from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
 CHANNELS = (1, 16, 32)
 IMAGE = 8

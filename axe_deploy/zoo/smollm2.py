@@ -30,11 +30,11 @@ from brevitas.graph.calibrate import calibration_mode
 from torch import nn
 from tqdm.auto import tqdm
 
-from axe_deploy.config import match_layer
+from axe_deploy.flow.config import match_layer
 from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats, resolve_device
-from axe_deploy.ptq.driver import brevitas_axe, plan_layers
+from axe_deploy.quant.driver import brevitas_axe, plan_layers
 from axe_deploy.ptq.layer import OPTIONS
-from axe_deploy.model import ModelBundle
+from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import cache_dir, register
 from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
 
@@ -323,7 +323,7 @@ def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: to
                        *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
     """Quantize every QuantLinear of ``quant_model``'s decoder layers, one decoder layer at a time.
 
-    The contract of ``axe_deploy.ptq.driver.quantize_model`` (``quant_cfg`` is the flow's
+    The contract of ``axe_deploy.quant.driver.quantize_model`` (``quant_cfg`` is the flow's
     [quant] table, results are keyed by full module name, skipped layers keep
     round-to-nearest and map to None) at the cost of a few decoder-layer forwards per
     layer instead of one model forward per Linear: for layer i the input quantizers are
@@ -384,7 +384,7 @@ def _quantize_blockwise(float_model, quant_model, calib_x, quant_cfg, plans, dev
 @torch.no_grad()
 def brevitas_blockwise(quant_model: CausalLM, calib_x: torch.Tensor, method: str, P: int, T: int,
                        progress: bool = True) -> None:
-    """Brevitas's own A2GPFQ / A2GPTQ (``axe_deploy.ptq.driver.brevitas_axe``) one decoder
+    """Brevitas's own A2GPFQ / A2GPTQ (``axe_deploy.quant.driver.brevitas_axe``) one decoder
     layer at a time on the quantized stream, in place; ``quant_model`` must be calibrated.
 
     Brevitas runs the whole model once per Linear; decoder by decoder it runs one decoder

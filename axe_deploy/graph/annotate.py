@@ -2,7 +2,7 @@
 
 Every Gemm / MatMul / Conv with integer weights gets ``node.metadata_props`` entries
 with the minimal accumulator DataType that holds its exact worst-case range, computed
-by :mod:`axe_deploy.accumulator` from the weights in the graph. Stages after this one
+by :mod:`axe_deploy.core.accumulator` from the weights in the graph. Stages after this one
 read widths with :func:`read_annotation`; they never recompute them.
 """
 
@@ -15,9 +15,9 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from axe_deploy import accumulator
-from axe_deploy.config import match_layer
-from axe_deploy.graph import COMPUTE_OPS, GraphError, quant_layers
+from axe_deploy.core import accumulator
+from axe_deploy.flow.config import match_layer
+from axe_deploy.graph.layers import COMPUTE_OPS, GraphError, quant_layers
 
 PREFIX = "axe_deploy."
 
@@ -57,7 +57,7 @@ def one_accumulator(props: dict[str, str], compiler: str) -> tuple[str, tuple[in
 
 
 def layer_accumulator(layer, tile_size: int) -> accumulator.AccumulatorInfo:
-    """The exact accumulator of a graph layer (:func:`axe_deploy.graph.quant_layers`) over its
+    """The exact accumulator of a graph layer (:func:`axe_deploy.graph.layers.quant_layers`) over its
     input quantizer's range."""
     bits, signed, narrow = layer.input.range_format
     return accumulator.analyze(layer.q, input_bits=bits, input_signed=signed, weight_bits=layer.weight.bits,
@@ -121,7 +121,7 @@ class AnnotateAccumulators(Transformation):
 
 def check_annotation(layer, props: dict[str, str]) -> None:
     """GraphError naming the layer unless its annotated accumulator DataType holds the exact
-    range of its weights (computed by :mod:`axe_deploy.accumulator`) and the annotated range."""
+    range of its weights (computed by :mod:`axe_deploy.core.accumulator`) and the annotated range."""
     where = f"layer '{layer.layer_name}'"
     try:
         dt = DataType[props["accumulator_datatype"]]

@@ -1,6 +1,6 @@
 """Hardware steps of the flow: lower, fold, RTL, simulate, synthesize, hand off.
 
-Each is ``step(state, cfg) -> state`` like the software steps in :mod:`axe_deploy.flow`;
+Each is ``step(state, cfg) -> state`` like the software steps in :mod:`axe_deploy.flow.runner`;
 widths come from the annotated graph (through the dataflow graph's MVAU nodes), never
 recomputed here.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import checks
-from axe_deploy.accumulator import datatype_name
+from axe_deploy.flow import checks
+from axe_deploy.core.accumulator import datatype_name
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
-from axe_deploy.graph import _attr
+from axe_deploy.graph.layers import _attr
 from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
@@ -28,7 +28,7 @@ from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
 from axe_deploy.hw.worst_case import run_worst_case
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
-from axe_deploy.validate import run_onnxruntime, run_qonnx
+from axe_deploy.graph.validate import run_onnxruntime, run_qonnx
 
 DATAFLOW_FILE = "model.dataflow.onnx"
 

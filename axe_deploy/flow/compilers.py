@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from axe_deploy import checks
-from axe_deploy.config import FlowConfigError
+from axe_deploy.flow import checks
+from axe_deploy.flow.config import FlowConfigError
 from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
-from axe_deploy.hw_flow import reference_outputs
+from axe_deploy.flow.hardware import reference_outputs
 from axe_deploy.zoo import cache_dir
 
 REPO = Path(__file__).resolve().parents[2]

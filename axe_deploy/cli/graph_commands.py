@@ -1,4 +1,4 @@
-"""``axe-deploy annotate`` and ``axe-deploy check`` (the work is in :mod:`axe_deploy.graph_check`;
+"""``axe-deploy annotate`` and ``axe-deploy check`` (the work is in :mod:`axe_deploy.graph.check`;
 imported when a command runs, so that ``axe-deploy --help`` stays quick)."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import click
 def annotate_cmd(in_path: Path, out_path: Path, bits: int, tile: int, json_path: Path | None):
     """Annotate every quantized layer of IN.onnx (QONNX or QCDQ) with its exact accumulator
     width and write OUT.onnx; exit 1 when a layer needs more than --accumulator-bits."""
-    from axe_deploy.graph import GraphError
-    from axe_deploy.graph_check import annotate_file, layer_table, write_json
+    from axe_deploy.graph.layers import GraphError
+    from axe_deploy.graph.check import annotate_file, layer_table, write_json
     if out_path.exists():
         raise click.ClickException(f"{out_path}: exists; axe-deploy does not overwrite files it did not write "
                                    f"(choose another name or remove it)")
@@ -46,9 +46,9 @@ def check_cmd(in_path: Path, json_path: Path | None):
     """Recompute every layer's exact accumulator range of IN.onnx (QONNX or QCDQ) from the
     graph alone and compare it with the annotation: OK / slack n bits / violation; exit 0
     when every layer is OK, 1 otherwise."""
-    from axe_deploy.foreign import load_graph
-    from axe_deploy.graph import GraphError
-    from axe_deploy.graph_check import check_rows, layer_table, write_json
+    from axe_deploy.graph.foreign import load_graph
+    from axe_deploy.graph.layers import GraphError
+    from axe_deploy.graph.check import check_rows, layer_table, write_json
     try:
         rows = check_rows(load_graph(in_path))
     except GraphError as e:

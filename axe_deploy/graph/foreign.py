@@ -20,7 +20,7 @@ from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import RemoveStaticGraphInputs
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy.graph import GraphError, _attr
+from axe_deploy.graph.layers import GraphError, _attr
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 

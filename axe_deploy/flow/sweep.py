@@ -36,9 +36,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from axe_deploy import accumulator, zoo
+from axe_deploy.core import accumulator
+
+from axe_deploy import zoo
 from axe_deploy.ptq import Infeasible, resolve_device, smallest_feasible_bits
-from axe_deploy.ptq.driver import calibrate, input_datatypes, quant_layer_names
+from axe_deploy.quant.driver import calibrate, input_datatypes, quant_layer_names
 
 UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
 BREVITAS = ("brevitas-a2gpfq", "brevitas-a2gptq")

@@ -21,11 +21,11 @@ import torch
 from brevitas.graph.calibrate import calibration_mode
 from tqdm.auto import tqdm
 
-from axe_deploy.config import LAYER_KEYS, SCHEMA, layer_values, match_layer
+from axe_deploy.flow.config import LAYER_KEYS, SCHEMA, layer_values, match_layer
 
-from .device import resolve_device
-from .layer import OPTIONS, QuantInfo, quantize_from_stats
-from .stats import LayerStats
+from axe_deploy.ptq.device import resolve_device
+from axe_deploy.ptq.layer import OPTIONS, QuantInfo, quantize_from_stats
+from axe_deploy.ptq.stats import LayerStats
 
 QUANT_LAYERS = (qnn.QuantLinear, qnn.QuantConv2d)
 
@@ -223,7 +223,7 @@ def check_calibrated(model: torch.nn.Module) -> None:
     fresh = [n for n, m in model.named_modules() if isinstance(m, ParameterFromRuntimeStatsScaling) and m.counter == 0]
     if fresh:
         raise ValueError(f"the quantized model is not calibrated (activation quantizer '{fresh[0]}' has no "
-                         f"statistics); call axe_deploy.ptq.driver.calibrate(quant_model, calib_x) first "
+                         f"statistics); call axe_deploy.quant.driver.calibrate(quant_model, calib_x) first "
                          f"(ModelBundle.quantize does)")
 
 
@@ -259,7 +259,7 @@ def check_scales_kept(module: torch.nn.Module, name: str) -> None:
     if not torch.equal(before, after):
         raise ValueError(f"layer '{name}': its weight quantizer recomputes the scale from the weights "
                          f"({type(module.weight_quant.tensor_quant.scaling_impl).__name__}), so the PTQ's "
-                         f"integers would not survive; use axe_deploy.quantizers.WeightQuant (or set "
+                         f"integers would not survive; use axe_deploy.quant.quantizers.WeightQuant (or set "
                          f"scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS on your quantizer)")
 
 
@@ -271,7 +271,7 @@ def check_written(module: torch.nn.Module, q: torch.Tensor, name: str) -> None:
         n = int((held != q.to(torch.int64)).sum())
         raise ValueError(f"layer '{name}': after writing the PTQ result its quantizer holds other integers "
                          f"({n} of {q.numel()} differ), so the proven accumulator widths would not hold; "
-                         f"the weight quantizer must keep its scales fixed (axe_deploy.quantizers.WeightQuant)")
+                         f"the weight quantizer must keep its scales fixed (axe_deploy.quant.quantizers.WeightQuant)")
 
 
 def _row_scales(module: torch.nn.Module) -> torch.Tensor:

@@ -19,9 +19,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy import accumulator
-from axe_deploy.annotate import annotation_range, read_annotation
-from axe_deploy.graph import GraphError, QuantLayer, quant_layers
+from axe_deploy.core import accumulator
+from axe_deploy.graph.annotate import annotation_range, read_annotation
+from axe_deploy.graph.layers import GraphError, QuantLayer, quant_layers
 
 
 def run_onnxruntime(path, x: np.ndarray, optimize: bool = True) -> np.ndarray:

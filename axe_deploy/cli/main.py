@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from axe_deploy.config import FlowConfigError
+from axe_deploy.flow.config import FlowConfigError
 
-DEFAULT_FLOW = Path(__file__).parent / "flows" / "digits_mlp.toml"
+DEFAULT_FLOW = Path(__file__).parent.parent / "flows" / "digits_mlp.toml"
 
 
 def _threads() -> None:
@@ -67,7 +67,7 @@ def summary_table(report: dict) -> str:
     lines += [f"WARNING: {w}" for w in report.get("warnings", [])]
     t = report.get("timings_s", {})
     lines.append("steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
-    from axe_deploy.checks import summary_line
+    from axe_deploy.flow.checks import summary_line
     verdict = summary_line(report)
     if verdict:
         lines.append(verdict)
@@ -86,7 +86,7 @@ def headline(report: dict) -> list[str]:
     """The comparison the flow is for, last in the summary: accuracy float / unconstrained /
     this flow, accumulator widths per layer unconstrained vs this flow, MVAU LUTs of this
     build vs 32-bit and unconstrained accumulators; and the steps skipped for missing tools."""
-    from axe_deploy.tools import skip_notice
+    from axe_deploy.hw.tools import skip_notice
     lines = []
     m, u, hw = report.get("metrics"), report.get("unconstrained"), report.get("hardware", {})
     aware = any(l.get("target_accumulator_bits") for l in report.get("layers", []))
@@ -134,14 +134,14 @@ def main():
               help="override a flow key, e.g. --set quant.weight_bits=3 (repeatable)")
 def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
     """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out."""
-    from axe_deploy import config
-    from axe_deploy.outdir import OutDirError, Terminated, check_out
+    from axe_deploy.flow import config
+    from axe_deploy.flow.outdir import OutDirError, Terminated, check_out
     flow = flow or DEFAULT_FLOW
     try:
         cfg = config.load(flow, list(overrides))
         check_out(out, force)  # before the imports and the model: a refused folder fails fast
         _threads()
-        from axe_deploy.flow import run_flow
+        from axe_deploy.flow.runner import run_flow
         report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True), force=force)
     except (FlowConfigError, OutDirError) as e:
         raise click.ClickException(str(e)) from None
@@ -152,7 +152,7 @@ def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
         raise click.ClickException(f"{flow}: {e.args[0] if e.args else e}") from None
     click.echo(summary_table(report))
     click.echo(f"wrote {out}/")
-    from axe_deploy.checks import FAILED_CHECKS_EXIT_CODE, failures
+    from axe_deploy.flow.checks import FAILED_CHECKS_EXIT_CODE, failures
     if failures(report):  # the build folder is complete, for debugging; the run is not a success
         sys.exit(FAILED_CHECKS_EXIT_CODE)
 
@@ -174,8 +174,8 @@ def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
 @click.option("--workers", type=int, default=None, help="CPUs of the local Ray runtime (default: all)")
 def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides, markdown, ray_address, workers):
     """Accuracy vs accumulator width P for several PTQ methods on FLOW's model."""
-    from axe_deploy import config
-    from axe_deploy.sweep import parse_range, select, sweep
+    from axe_deploy.flow import config
+    from axe_deploy.flow.sweep import parse_range, select, sweep
     flow = flow or DEFAULT_FLOW
     try:
         if workers is not None and ray_address is None:
@@ -190,7 +190,7 @@ def sweep_cmd(flow, out, bits, tiles, methods, seeds, overrides, markdown, ray_a
         if ray_address is None:
             result = sweep(cfg, out, **asked)
         else:
-            from axe_deploy.sweep_ray import sweep_on_ray
+            from axe_deploy.flow.sweep_ray import sweep_on_ray
             result = sweep_on_ray(cfg, out, address=ray_address or None, workers=workers, **asked)
     except (FlowConfigError, ValueError, KeyError) as e:
         raise click.ClickException(str(e.args[0] if e.args else e)) from None
@@ -211,7 +211,7 @@ def sweep_table(result: dict, markdown: bool = False) -> str:
     ``markdown`` gives the table as Markdown (as in the README)."""
     import numpy as np
 
-    from axe_deploy.sweep import METHODS, UNCONSTRAINED
+    from axe_deploy.flow.sweep import METHODS, UNCONSTRAINED
 
     def cell(vals):
         vals = [v for v in vals if v is not None]
@@ -263,7 +263,7 @@ def models():
         click.echo(name)
 
 
-from axe_deploy.graph_commands import annotate_cmd, check_cmd  # noqa: E402
+from axe_deploy.cli.graph_commands import annotate_cmd, check_cmd  # noqa: E402
 
 main.add_command(annotate_cmd)
 main.add_command(check_cmd)

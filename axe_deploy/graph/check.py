@@ -6,7 +6,7 @@ that needs more than P bits makes it exit 1 and write nothing. ``check IN`` reco
 every layer's exact range from the graph's integer weights alone and compares it with the
 annotation: OK (the annotated width is the exact one), slack n bits (wider than needed),
 or violation (narrower, missing, or above the annotated target); exit 0 only when every
-layer is OK. Widths come from :mod:`axe_deploy.accumulator`, through the annotator.
+layer is OK. Widths come from :mod:`axe_deploy.core.accumulator`, through the annotator.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
-from axe_deploy.foreign import read_graph, tidy_graph
-from axe_deploy.graph import quant_layers
+from axe_deploy.graph.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
+from axe_deploy.graph.foreign import read_graph, tidy_graph
+from axe_deploy.graph.layers import quant_layers
 
 
 def _annotated_rows(model: ModelWrapper) -> list[dict]:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import torch
 
-from axe_deploy.sweep import check_request, failed_point, point_or_record, sweep
+from axe_deploy.flow.sweep import check_request, failed_point, point_or_record, sweep
 
 # a small object store: only flow tables and point records travel through it
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
@@ -139,7 +139,7 @@ class RayExecutor:
 
 def sweep_on_ray(cfg: dict, out, *, address: str | None = None, workers: int | None = None, progress: bool = True,
                  **asked) -> dict:
-    """``axe_deploy.sweep.sweep`` with its points as Ray tasks (see the module docstring)."""
+    """``axe_deploy.flow.sweep.sweep`` with its points as Ray tasks (see the module docstring)."""
     check_request(**asked)  # before a runtime starts
     with RayExecutor(address, workers) as run:
         run.check_device(cfg)

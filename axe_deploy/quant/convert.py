@@ -2,12 +2,12 @@
 
 :func:`quant_model_from_float` walks a plain ``nn.Module`` and swaps, in place of each
 module and under the same name, ``nn.Linear`` -> ``QuantLinear`` and ``nn.Conv2d`` ->
-``QuantConv2d`` (per-channel :class:`~axe_deploy.quantizers.WeightQuant`, 32-bit bias),
+``QuantConv2d`` (per-channel :class:`~axe_deploy.quant.quantizers.WeightQuant`, 32-bit bias),
 ``nn.ReLU`` -> ``QuantReLU`` (unsigned ``act_bits``); max-pooling, flatten, dropout and
 identity stay as they are, and the network's input goes through a constant-scale input
 quantizer first. Module names are kept, so the driver pairs every quantized layer with its
 float twin. Anything else stops with the module's name and what is supported.
-:func:`bundle_from_float` adds the data and returns a :class:`~axe_deploy.model.ModelBundle`.
+:func:`bundle_from_float` adds the data and returns a :class:`~axe_deploy.quant.bundle.ModelBundle`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import brevitas.nn as qnn
 import torch
 from torch import nn
 
-from axe_deploy.config import layer_values, match_layer
-from axe_deploy.model import ModelBundle
-from axe_deploy.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
+from axe_deploy.flow.config import layer_values, match_layer
+from axe_deploy.quant.bundle import ModelBundle
+from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
 KEPT = (nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)

@@ -17,17 +17,23 @@ import numpy as np
 import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import checks, foreign, hw_flow, tools, zoo
-from axe_deploy.handoff import steps as handoff_steps
-from axe_deploy.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
-from axe_deploy.config import FlowConfigError, check_export_bits, layer_values, model_label
+from axe_deploy.flow import checks, hardware as hw_flow
+
+from axe_deploy.graph import foreign
+
+from axe_deploy.hw import tools
+
+from axe_deploy import zoo
+from axe_deploy.flow import compilers as handoff_steps
+from axe_deploy.graph.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
+from axe_deploy.flow.config import FlowConfigError, check_export_bits, layer_values, model_label
 from axe_deploy.dataflow.lower import lower
-from axe_deploy.export import export_model, symbolic_batch
-from axe_deploy.graph import quant_layers
-from axe_deploy.model import ModelBundle, build_user_bundle, load_model_function
-from axe_deploy.outdir import build_folder
+from axe_deploy.quant.export import export_model, symbolic_batch
+from axe_deploy.graph.layers import quant_layers
+from axe_deploy.quant.bundle import ModelBundle, build_user_bundle, load_model_function
+from axe_deploy.flow.outdir import build_folder
 from axe_deploy.ptq.device import resolve_device
-from axe_deploy.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
+from axe_deploy.graph.validate import accuracy, integer_check, run_onnxruntime, run_qonnx
 
 QONNX_FILE = "model.qonnx.onnx"
 QCDQ_FILE = "model.qcdq.onnx"
@@ -98,7 +104,7 @@ def step_export(state: BuildState, cfg: dict) -> BuildState:
 
 
 def step_import_onnx(state: BuildState, cfg: dict) -> BuildState:
-    """A [model] onnx flow starts here: the QONNX file (tidied, see :mod:`axe_deploy.foreign`)
+    """A [model] onnx flow starts here: the QONNX file (tidied, see :mod:`axe_deploy.graph.foreign`)
     becomes model.qonnx.onnx, its onnxruntime twin model.qcdq.onnx where qonnx can make one,
     and [data] gives the test inputs (and targets). The steps after it are the zoo's."""
     model = foreign.load_graph(state.flow_dir / cfg["model"]["onnx"])
@@ -335,7 +341,7 @@ def check_flow(cfg: dict, where: str) -> list[str]:
 def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, force: bool = False) -> dict:
     """Run the flow into ``out``; returns the report. ``out`` is replaced only on success,
     and only if it is absent, empty or an earlier build (any folder with ``force``, never
-    a project or home folder: :mod:`axe_deploy.outdir`)."""
+    a project or home folder: :mod:`axe_deploy.flow.outdir`)."""
     steps = check_flow(cfg, where)
     skipped = tools.missing_tool_steps(steps, cfg)
     steps = [s for s in steps if s not in skipped]

@@ -2,7 +2,7 @@
 
 A ``[model] module = "package.module:function"`` flow calls ``function(quant)`` with the
 flow's ``[quant]`` table and takes the :class:`ModelBundle` it returns; the zoo's builders
-return the same thing. :func:`axe_deploy.brevitas_model.bundle_from_float` makes one from a
+return the same thing. :func:`axe_deploy.quant.convert.bundle_from_float` makes one from a
 plain PyTorch model and data.
 """
 
@@ -24,7 +24,7 @@ class ModelBundle:
     Fields: ``name`` (for the report); ``float_model`` (the trained PyTorch network, the
     reference the PTQ follows); ``quant_model`` (the same network with Brevitas quantizers
     and module names equal to ``float_model``'s for every quantized layer, e.g. from
-    :func:`axe_deploy.brevitas_model.quant_model_from_float`); ``calib_x`` (calibration
+    :func:`axe_deploy.quant.convert.quant_model_from_float`); ``calib_x`` (calibration
     inputs: the activation statistics and the PTQ's layer statistics come from them);
     ``test_x`` / ``test_y`` (test inputs and targets); the metric (``metric_name``,
     ``higher_is_better``, ``evaluate_fn``); ``info`` (free-form, copied nowhere).
@@ -81,7 +81,7 @@ class ModelBundle:
         model = self.quant_model if model is None else model
         if self.quantize_fn is not None:
             return self.quantize_fn(model, quant_cfg, seed=seed, progress=progress)
-        from axe_deploy.ptq.driver import calibrate, quantize_model
+        from axe_deploy.quant.driver import calibrate, quantize_model
         calibrate(model, self.calib_x)
         return quantize_model(self.float_model, model, self.calib_x, quant_cfg, seed=seed, progress=progress)
 
@@ -89,7 +89,7 @@ class ModelBundle:
         """Brevitas's ``a2gpfq`` / ``a2gptq`` on the calibrated ``quant_model``, in place."""
         if self.brevitas_fn is not None:
             return self.brevitas_fn(method, P, T)
-        from axe_deploy.ptq.driver import brevitas_axe
+        from axe_deploy.quant.driver import brevitas_axe
         batches = [((self.calib_x[i:i + batch_size],), {}) for i in range(0, len(self.calib_x), batch_size)]
         brevitas_axe(self.quant_model, batches, method, P, T)
 
@@ -119,5 +119,5 @@ def build_user_bundle(spec: str, quant: dict, flow_dir: str | Path | None = None
     bundle = load_model_function(spec, flow_dir)(copy.deepcopy(quant))
     if not isinstance(bundle, ModelBundle):
         raise ValueError(f"model.module = {spec!r} returned {type(bundle).__name__}, not an axe_deploy.ModelBundle "
-                         f"(axe_deploy.brevitas_model.bundle_from_float makes one from a PyTorch model)")
+                         f"(axe_deploy.quant.convert.bundle_from_float makes one from a PyTorch model)")
     return bundle

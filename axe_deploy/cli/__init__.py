@@ -1,0 +1,1 @@
+"""The ``axe-deploy`` command line (``main``) and its graph commands (``annotate``, ``check``)."""

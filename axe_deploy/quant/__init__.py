@@ -1,0 +1,3 @@
+"""The PyTorch / Brevitas side: quantizers, model conversion, the layer-by-layer PTQ driver
+that feeds :mod:`axe_deploy.ptq`, the model bundle the flow works on, and QONNX/QCDQ export.
+"""
