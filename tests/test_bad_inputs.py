@@ -29,7 +29,7 @@ from axe_deploy import zoo
 from axe_deploy.graph.annotate import PREFIX, AnnotateAccumulators
 from axe_deploy.cli.main import main, summary_table
 from axe_deploy.dataflow.lower import lower
-from axe_deploy.flow.runner import handoff_warnings, metric_warnings
+from axe_deploy.flow.report import handoff_warnings, metric_warnings
 from axe_deploy.graph.foreign import read_graph
 from axe_deploy.graph.layers import GraphError, quant_layers
 from axe_deploy.flow.outdir import MARKER, build_folder

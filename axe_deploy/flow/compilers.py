@@ -26,7 +26,7 @@ import numpy as np
 from axe_deploy.flow import checks
 from axe_deploy.flow.config import FlowConfigError
 from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
-from axe_deploy.flow.hardware import reference_outputs
+from axe_deploy.flow.state import BuildState
 from axe_deploy.zoo import cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,7 +168,7 @@ def run_finn_handoff(folder: Path, x: np.ndarray, cfg: dict | None = None) -> di
     }
 
 
-def step_finn(state, cfg):
+def step_finn(state: BuildState, cfg: dict) -> BuildState:
     """Run the FINN handoff's Vivado-free steps in FINN's venv; record the ``finn`` section."""
     folder = state.out / "finn"
     if not (folder / "build.py").is_file():
@@ -183,8 +183,9 @@ def step_finn(state, cfg):
     rows = finn["mvaus"]
     section = {k: finn[k] for k in ("finn_commit", "seconds", "steps_completed", "mvaus")}
     section["log"] = "finn/output/build_dataflow.log"
-    reference, ref_name = state.hw["test_reference"]  # on the same test inputs, from step_lower
-    section["execution"] = {**_compare(finn["outputs"], reference), "reference": ref_name}
+    ref = state.reference_outputs()
+    ref_name = ref.source
+    section["execution"] = {**_compare(finn["outputs"], ref.outputs), "reference": ref_name}
     section["estimates"] = {
         "finn": finn["estimates"],
         "axe_deploy": {"luts": (hw.get("synth") or {}).get("luts"), "bram18": (hw.get("synth") or {}).get("brams"),
@@ -233,22 +234,25 @@ def run_hls4ml_build(folder: Path, x: np.ndarray, *, config: Path | None = None,
     return y, _json(Path(output_dir) / "accum_types.json")
 
 
-def step_hls4ml(state, cfg):
+def step_hls4ml(state: BuildState, cfg: dict) -> BuildState:
     """Convert and compile the hls4ml handoff, run its C model on the test and worst-case inputs."""
     folder = state.out / "hls4ml"
+    handoff = state.report.get("handoff", {}).get("hls4ml", {})
     if not (folder / "build.py").is_file():
-        skipped = state.report.get("handoff", {}).get("hls4ml", {}).get("skipped")
-        raise FlowConfigError(skipped or "step 'hls4ml' needs the hls4ml handoff: put 'handoff' before 'hls4ml' "
-                                         "in flow.steps")
+        raise FlowConfigError(handoff.get("skipped") or "step 'hls4ml' needs the hls4ml handoff: put 'handoff' "
+                                                        "before 'hls4ml' in flow.steps")
     x = state.test_data()[0]
-    worst_file = folder / "worst_case_inputs.npy"
-    worst = np.load(worst_file) if worst_file.is_file() else np.zeros((0, *x.shape[1:]), dtype=np.float32)
+    worst = state.worst_case_inputs
+    if worst is None:
+        worst = np.zeros((0, *x.shape[1:]), dtype=np.float32)
     both = np.concatenate([x.reshape(len(x), *worst.shape[1:]), worst]).astype(np.float32)
     start = time.perf_counter()
     y, accum = run_hls4ml_build(folder, both)
     seconds = time.perf_counter() - start
-    ort, ref_name = reference_outputs(state, both.reshape(len(both), *x.shape[1:]))
-    layers = state.report.get("handoff", {}).get("hls4ml", {}).get("layers", {})
+    ref = state.reference_outputs()  # the test inputs' reference is kept; only the worst cases run here
+    ref_name = ref.source
+    ort = np.concatenate([ref.outputs, state.reference_on(worst)]) if len(worst) else ref.outputs
+    layers = handoff.get("layers", {})
     section = {"seconds": round(seconds, 2), "test": _compare(y[:len(x)], ort[:len(x)]),
                "worst_case": _compare(y[len(x):], ort[len(x):]) if len(worst) else None, "layers": layers,
                "hls4ml_accum_types": accum, "reference": ref_name}

@@ -1,6 +1,6 @@
 """Hardware steps of the flow: lower, fold, RTL, simulate, synthesize, hand off.
 
-Each is ``step(state, cfg) -> state`` like the software steps in :mod:`axe_deploy.flow.runner`;
+Each is ``step(state, cfg) -> state`` like the software steps in :mod:`axe_deploy.flow.software`;
 widths come from the annotated graph (through the dataflow graph's MVAU nodes), never
 recomputed here.
 """
@@ -13,13 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy.flow import checks
 from axe_deploy.core.accumulator import datatype_name
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
-from axe_deploy.graph.layers import _attr
+from axe_deploy.graph.layers import GraphError, _attr
 from axe_deploy.handoff.finn import write_handoff
+from axe_deploy.handoff.hls4ml import worst_case_inputs as hls4ml_worst_case_inputs
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
 from axe_deploy.hw.sim import simulate
@@ -28,46 +27,42 @@ from axe_deploy.hw.synth import synthesize
 from axe_deploy.hw.verilog import write_rtl
 from axe_deploy.hw.worst_case import run_worst_case
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
-from axe_deploy.graph.validate import run_onnxruntime, run_qonnx
 
-DATAFLOW_FILE = "model.dataflow.onnx"
-
-
-def reference_outputs(state, x: np.ndarray, qonnx: ModelWrapper | None = None) -> tuple[np.ndarray, str]:
-    """The outputs every implementation is held to, and their source: onnxruntime on
-    model.qcdq.onnx, or qonnx's execution of model.qonnx.onnx (``qonnx`` if given) where no
-    QCDQ twin could be made (a foreign graph)."""
-    qcdq = state.out / "model.qcdq.onnx"
-    if qcdq.exists():
-        return run_onnxruntime(qcdq, x, state.ort_optimize), "onnxruntime"
-    qonnx = qonnx or ModelWrapper(str(state.out / "model.qonnx.onnx"))
-    return run_qonnx(qonnx, x)[qonnx.graph.output[0].name], "qonnx"
+from axe_deploy.flow import checks
+from axe_deploy.flow.state import BuildState
 
 
-def step_lower(state, cfg):
-    """Annotated QONNX -> dataflow graph; its integer executor must match onnxruntime."""
-    qonnx = ModelWrapper(str(state.out / "model.qonnx.onnx"))
-    model = lower(qonnx)
-    x = state.test_data()[0]
+def run_executor(model, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The integer executor on ``x``: the graph's outputs, and the integer streams into the
+    first and out of the last hardware layer (what the RTL simulation is held to)."""
     ctx = execute_dataflow(model, x)
-    out = ctx[model.graph.output[0].name]
-    ort, ref_name = reference_outputs(state, x, qonnx)
-    # the reference on the test inputs is kept for the compilers' checks (handoff/steps.py)
-    state.hw = {"model": model, "layers": hw_layers(model), "test_out": out, "test_reference": (ort, ref_name)}
-    diff = float(np.abs(out - ort).max())
-    argmax_equal = float((out.argmax(1) == ort.argmax(1)).mean())
+    nodes = hardware_nodes(model)
+    streams = {"x_int": ctx[nodes[0].input[0]].reshape(len(x), -1),
+               "expected": ctx[nodes[-1].output[0]].reshape(len(x), -1)}
+    return ctx[model.graph.output[0].name], streams
+
+
+def step_lower(state: BuildState, cfg: dict) -> BuildState:
+    """Annotated QONNX -> dataflow graph; its integer executor must match the reference
+    (onnxruntime) on the test inputs. The executor's streams into the first and out of the
+    last hardware layer are kept for the RTL simulation."""
+    model = lower(state.qonnx)
+    x = state.test_data()[0]
+    out, state.executor = run_executor(model, x)
+    state.dataflow, state.layers = model, hw_layers(model)
+    ref = state.reference_outputs()
+    diff = float(np.abs(out - ref.outputs).max())
+    argmax_equal = float((out.argmax(1) == ref.outputs.argmax(1)).mean())
     state.report["dataflow"] = {
         "nodes": [n.op_type for n in model.graph.node],
         "executor_max_abs_diff_vs_onnxruntime": diff,
         "executor_argmax_equal_onnxruntime": argmax_equal,
-        "executor_reference": ref_name,
+        "executor_reference": ref.source,
     }
     atol = cfg["validate"]["atol"]
     checks.record(state.report, "executor_vs_onnxruntime", diff <= atol and argmax_equal == 1.0,
                   f"integer executor vs onnxruntime on {len(x)} test inputs: max |diff| {diff:.2e} "
                   f"({'<=' if diff <= atol else '>'} atol {atol:g}), argmax equal on {argmax_equal:.2%}")
-    model.save(str(state.out / DATAFLOW_FILE))
-    state.artifacts["dataflow"] = DATAFLOW_FILE
     return state
 
 
@@ -93,16 +88,15 @@ def _mvaus(layers):
     return [l for l in layers if isinstance(l, MVAULayer)]
 
 
-def step_fold(state, cfg):
+def step_fold(state: BuildState, cfg: dict) -> BuildState:
     h = cfg["hardware"]
     overrides = {name: (f["PE"], f["SIMD"]) for name, f in h["folding"].items()}
     target = dict(target_cycles=h["target_cycles"] or None)
     if h["target_fps"]:
         target = dict(target_fps=h["target_fps"], clock_mhz=h["clock_mhz"])
-    layers = choose_folding(state.hw["layers"], overrides=overrides, **target)
-    set_folding(state.hw["model"], layers)
-    state.hw["model"].save(str(state.out / DATAFLOW_FILE))
-    state.hw["layers"] = layers
+    layers = choose_folding(state.layers, overrides=overrides, **target)
+    set_folding(state.dataflow, layers)
+    state.layers = layers
     cycles = max(estimate_cycles(l) for l in layers)
     state.report["hardware"] = {
         "layers": [_layer_entry(l) for l in layers],
@@ -113,28 +107,22 @@ def step_fold(state, cfg):
     return state
 
 
-def step_rtl(state, cfg):
-    state.hw["design"] = write_rtl(state.hw["layers"], state.out / "rtl")
+def step_rtl(state: BuildState, cfg: dict) -> BuildState:
+    state.design = write_rtl(state.layers, state.out / "rtl")
     state.artifacts["rtl"] = "rtl/"
     return state
 
 
-def step_simulate(state, cfg):
+def step_simulate(state: BuildState, cfg: dict) -> BuildState:
     """The stitched RTL on the test split: bit-exact against the integer executor (and so
     onnxruntime's argmax), with the testbench's shadow-accumulator overflow check."""
     h = cfg["hardware"]
-    model = state.hw["model"]
-    x = state.test_data()[0]
-    if h["sim_vectors"]:
-        x = x[: h["sim_vectors"]]
-    ctx = execute_dataflow(model, x)
-    nodes = hardware_nodes(model)  # the stream into the first layer, out of the last
-    x_int = ctx[nodes[0].input[0]].reshape(len(x), -1)
-    expected = ctx[nodes[-1].output[0]].reshape(len(x), -1)
-    result = simulate(state.hw["design"], x_int, simulator=h["simulator"])
-    exact = (result.outputs == expected).all(axis=1) if result.outputs.shape == expected.shape else np.zeros(len(x), bool)
+    n = h["sim_vectors"] or len(state.executor["x_int"])
+    x_int, expected = state.executor["x_int"][:n], state.executor["expected"][:n]
+    result = simulate(state.design, x_int, simulator=h["simulator"])
+    exact = (result.outputs == expected).all(axis=1) if result.outputs.shape == expected.shape else np.zeros(n, bool)
     state.report["hardware"]["rtl_sim"] = {
-        "simulator": result.simulator, "vectors": int(len(x)), "bit_exact_vectors": int(exact.sum()),
+        "simulator": result.simulator, "vectors": int(n), "bit_exact_vectors": int(exact.sum()),
         "overflows": int(result.total_overflows), "overflows_per_layer": result.overflows,
         "inner_overflows": int(sum(result.overflows.values())),
         "outer_overflows": int(sum(result.outer_overflows.values())),
@@ -145,7 +133,7 @@ def step_simulate(state, cfg):
         "build_s": round(result.build_s, 2), "run_s": round(result.run_s, 2),
     }
     checks.record(state.report, "rtl_bit_exact", exact.all() and not result.timed_out,
-                  f"stitched RTL ({result.simulator}) vs the integer executor: {int(exact.sum())}/{len(x)} "
+                  f"stitched RTL ({result.simulator}) vs the integer executor: {int(exact.sum())}/{n} "
                   f"vectors bit-exact" + (" (timed out)" if result.timed_out else ""))
     checks.record(state.report, "rtl_overflows", result.total_overflows == 0,
                   f"shadow-accumulator overflows on the test vectors: {result.overflows}")
@@ -153,13 +141,13 @@ def step_simulate(state, cfg):
     return state
 
 
-def _simulate_worst_case(state, cfg):
+def _simulate_worst_case(state: BuildState, cfg: dict) -> None:
     """Every MVAU on its own on worst-case vectors: the register reaches exactly the
     annotated range with 0 overflows, and overflows one bit narrower (hw/worst_case.py)."""
     # the range the output shows: the outer register's when tiled
     annotated = {_attr(n, "layer_name"): tuple(json.loads(_attr(n, "outerAccRange") or _attr(n, "accRange")))
-                 for n in hardware_nodes(state.hw["model"]) if n.op_type == "MVAU"}
-    run = run_worst_case(state.hw["layers"], state.out / "rtl_worst_case", annotated,
+                 for n in hardware_nodes(state.dataflow) if n.op_type == "MVAU"}
+    run = run_worst_case(state.layers, state.out / "rtl_worst_case", annotated,
                          simulator=cfg["hardware"]["simulator"])
     state.report["hardware"]["rtl_worst_case"] = {
         "simulator": run.simulator, "cycles": run.cycles,
@@ -177,12 +165,12 @@ def _with_acc_bits(layers, bits_of):
             if isinstance(l, MVAULayer) else l for l in layers]
 
 
-def step_synthesize(state, cfg):
+def step_synthesize(state: BuildState, cfg: dict) -> BuildState:
     """yosys on the design, and on the same network with every accumulator 32 bits and
     with the exact widths the unconstrained (not accumulator-aware) quantization needs;
     a tiled design also one-stage with its own weights' exact widths (its outer widths)."""
-    layers = state.hw["layers"]
-    builds = {"synth": state.hw["design"]}
+    layers = state.layers
+    builds = {"synth": state.design}
     if cfg["hardware"]["compare_widths"]:
         if any(getattr(l, "tile_size", 0) for l in layers):
             builds["synth_one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
@@ -215,20 +203,26 @@ def step_synthesize(state, cfg):
     return state
 
 
-def step_handoff(state, cfg):
+def step_handoff(state: BuildState, cfg: dict) -> BuildState:
     """FINN and hls4ml handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
     h = cfg["hardware"]
-    qonnx = state.out / "model.qonnx.onnx"
+    try:
+        state.worst_case_inputs = hls4ml_worst_case_inputs(state.qonnx)
+    except GraphError as e:
+        state.worst_case_inputs, why_no_worst_case = None, str(e)
+    else:
+        why_no_worst_case = None
     state.report["handoff"] = {
         # FINN accumulates in one stage and needs no reorder (its notes say a tiling is not used)
-        "finn": write_handoff(state.out / "finn", qonnx, [l for l in state.hw["layers"]
-                                                         if not isinstance(l, ReorderLayer)], part=h["part"],
+        "finn": write_handoff(state.out / "finn", state.qonnx, [l for l in state.layers
+                                                               if not isinstance(l, ReorderLayer)], part=h["part"],
                               clock_ns=1000.0 / h["clock_mhz"]),
-        "hls4ml": write_hls4ml_handoff(state.out / "hls4ml", qonnx, part=h["part"], clock_mhz=h["clock_mhz"]),
+        "hls4ml": write_hls4ml_handoff(state.out / "hls4ml", state.qonnx, state.worst_case_inputs,
+                                       why_no_worst_case, part=h["part"], clock_mhz=h["clock_mhz"]),
     }
-    if "design" not in state.hw:
+    if state.design is None:
         step_rtl(state, cfg)
-    tcl = write_vivado_tcl(state.hw["design"], state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
+    tcl = write_vivado_tcl(state.design, state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
     ran = run_vivado(tcl)
     state.report.setdefault("hardware", {})["vivado"] = {
         "ran": ran is not None, "script": "vivado/build.tcl",

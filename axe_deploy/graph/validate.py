@@ -24,8 +24,8 @@ from axe_deploy.graph.annotate import annotation_range, read_annotation
 from axe_deploy.graph.layers import GraphError, QuantLayer, quant_layers
 
 
-def run_onnxruntime(path, x: np.ndarray, optimize: bool = True) -> np.ndarray:
-    """Run a (QCDQ) graph in onnxruntime; ``optimize=False`` switches its graph optimizations
+def run_onnxruntime(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
+    """Run a (QCDQ) graph, a file or a ModelWrapper, in onnxruntime; ``optimize=False`` switches its graph optimizations
     off (they fold a BatchNorm into the float MatMul before a quantizer, which moves values
     across rounding ties: ±3 logits on FINN's TFC against qonnx and the unoptimized run)."""
     opts = ort.SessionOptions()
@@ -33,7 +33,8 @@ def run_onnxruntime(path, x: np.ndarray, optimize: bool = True) -> np.ndarray:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    source = model.model.SerializeToString() if isinstance(model, ModelWrapper) else str(model)
+    sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 

@@ -178,13 +178,13 @@ def accumulator_entries(model: ModelWrapper) -> tuple[list[dict], list[str]]:
     return entries, notes
 
 
-def write_handoff(folder: Path, qonnx_path: Path, layers: list | None = None, *, part: str,
+def write_handoff(folder: Path, qonnx: ModelWrapper, layers: list | None = None, *, part: str,
                   clock_ns: float) -> dict:
-    """Write the FINN handoff into ``folder``; returns what the report records of it.
+    """Write the FINN handoff of the annotated graph ``qonnx`` (not changed) into ``folder``;
+    returns what the report records of it.
 
     ``layers`` are the folded hardware layers (None: no folding file, FINN's defaults).
     """
-    qonnx = ModelWrapper(str(qonnx_path))
     entries, notes = accumulator_entries(qonnx)
     iq = input_quantization(qonnx)
     model = finn_graph(qonnx)

@@ -168,22 +168,22 @@ def _conv_images(model, node, windows, shape, neutral):
     return images
 
 
-def write_handoff(folder: Path, qonnx_path: Path, *, part: str, clock_mhz: float) -> dict:
-    """Write the hls4ml handoff into ``folder``; returns what the report records of it.
+def write_handoff(folder: Path, qonnx: ModelWrapper, worst: np.ndarray | None, why_no_worst: str | None = None,
+                  *, part: str, clock_mhz: float) -> dict:
+    """Write the hls4ml handoff of the annotated graph ``qonnx`` (not changed) into ``folder``,
+    with the float inputs ``worst`` (:func:`worst_case_inputs`; None: ``why_no_worst``);
+    returns what the report records of it.
 
     A graph this handoff cannot rewrite (an op or structure it does not know) writes nothing
     and is recorded as ``{"skipped": reason}``: the FINN handoff and our own build go on.
     """
-    qonnx = ModelWrapper(str(qonnx_path))
     try:
         model = hls4ml_graph(qonnx)
         config, layers, notes = hls_config(model)
     except (GraphError, ValueError, KeyError) as e:
         return {"skipped": f"hls4ml handoff not written: {e}"}
-    try:
-        worst = worst_case_inputs(qonnx)
-    except GraphError as e:
-        worst, notes = None, [*notes, f"no worst_case_inputs.npy: {e}"]
+    if worst is None:
+        notes = [*notes, f"no worst_case_inputs.npy: {why_no_worst}"]
     folder.mkdir(parents=True, exist_ok=True)
     model.save(str(folder / "model.onnx"))
     (folder / "hls4ml_config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -8,19 +8,20 @@ renamed to ``batch`` afterwards, so onnxruntime and Netron see the network, not 
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
 import onnx
 import torch
 from brevitas.export import export_onnx_qcdq, export_qonnx
+from qonnx.core.modelwrapper import ModelWrapper
 
 BATCH = "batch"
 
 
-def symbolic_batch(path: Path) -> None:
-    """Name the batch dimension of the graph's inputs and outputs ``batch`` (any batch runs)."""
-    model = onnx.load(str(path))
+def symbolic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph with the batch dimension of its inputs and outputs named ``batch`` (any batch runs)."""
     initializers = {t.name for t in model.graph.initializer}
     # Brevitas may list initializers as graph inputs; they are constants, not inputs.
     real_inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -33,18 +34,17 @@ def symbolic_batch(path: Path) -> None:
             dims[0].dim_param = BATCH
     # Intermediate shapes were inferred at batch 1; drop them rather than keep wrong ones.
     del model.graph.value_info[:]
-    model = onnx.shape_inference.infer_shapes(model)
-    onnx.save(model, str(path))
+    return onnx.shape_inference.infer_shapes(model)
 
 
-def export_model(quant_model: torch.nn.Module, example: torch.Tensor, qonnx_path: Path,
-                 qcdq_path: Path) -> None:
-    """Write the QONNX (Quant nodes, for qonnx/FINN) and QCDQ (for onnxruntime) graphs."""
+def export_model(quant_model: torch.nn.Module, example: torch.Tensor) -> tuple[ModelWrapper, ModelWrapper]:
+    """The QONNX (Quant nodes, for qonnx/FINN) and QCDQ (for onnxruntime) graphs, in memory
+    (Brevitas's exporter writes files: they go to a temporary folder)."""
     quant_model.eval()
     x = example[:1]
-    with warnings.catch_warnings(), torch.no_grad():
+    with tempfile.TemporaryDirectory(prefix="axe-export-") as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
+        qonnx_path, qcdq_path = Path(tmp) / "model.qonnx.onnx", Path(tmp) / "model.qcdq.onnx"
         export_qonnx(quant_model, args=x, export_path=str(qonnx_path), dynamo=False)
         export_onnx_qcdq(quant_model, args=x, export_path=str(qcdq_path), dynamo=False)
-    for path in (qonnx_path, qcdq_path):
-        symbolic_batch(path)
+        return tuple(ModelWrapper(symbolic_batch(onnx.load(str(path)))) for path in (qonnx_path, qcdq_path))
