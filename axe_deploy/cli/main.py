@@ -14,7 +14,7 @@ DEFAULT_FLOW = Path(__file__).parent.parent / "flows" / "digits_mlp.toml"
 
 
 def _threads() -> None:
-    # Small layers run ~50x slower on 2 torch threads than on 1 here (DESIGN.md §5).
+    # Small layers run ~50x slower on 2 torch threads than on 1 here (docs/reference.md).
     import torch
     torch.set_num_threads(int(os.environ.get("AXE_DEPLOY_THREADS", "1")))
 
