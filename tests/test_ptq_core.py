@@ -30,7 +30,7 @@ def layer(M=6, K=40, n=120, seed=0, dead=(), signed=False, bits=4):
 
 
 def gpfq_reference(V, X, Xq, L, order=None):
-    """The walk of DESIGN.md §2 with the error vector u, one row at a time."""
+    """The walk of docs/design.md ("GPFQ") with the error vector u, one row at a time."""
     M, K = V.shape
     Q = np.zeros((M, K))
     for m in range(M):

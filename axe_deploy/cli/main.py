@@ -14,7 +14,7 @@ DEFAULT_FLOW = Path(__file__).parent.parent / "flows" / "digits_mlp.toml"
 
 
 def _threads() -> None:
-    # Small layers run ~50x slower on 2 torch threads than on 1 here (DESIGN.md §5).
+    # Small layers run ~50x slower on 2 torch threads than on 1 here (docs/reference.md).
     import torch
     torch.set_num_threads(int(os.environ.get("AXE_DEPLOY_THREADS", "1")))
 
@@ -208,7 +208,7 @@ def sweep_table(result: dict, markdown: bool = False) -> str:
     """Methods as rows, P as columns, mean metric over seeds (± standard deviation when
     several), then the smallest P within 1% of the unconstrained metric per AXE method
     (over the points of ``result``: the sweep prints those it was asked for);
-    ``markdown`` gives the table as Markdown (as in the README)."""
+    ``markdown`` gives the table as Markdown (as in docs/results.md)."""
     import numpy as np
 
     from axe_deploy.flow.sweep import METHODS, UNCONSTRAINED

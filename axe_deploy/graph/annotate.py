@@ -1,4 +1,4 @@
-"""Accumulator annotations on quantized compute nodes (DESIGN.md §4).
+"""Accumulator annotations on quantized compute nodes (docs/reference.md, "The annotation contract").
 
 Every Gemm / MatMul / Conv with integer weights gets ``node.metadata_props`` entries
 with the minimal accumulator DataType that holds its exact worst-case range, computed

@@ -1,7 +1,7 @@
 """Accumulator widths of any QONNX/QCDQ file: what ``axe-deploy annotate`` / ``check`` do.
 
 ``annotate IN OUT`` writes IN with the exact accumulator annotation of every quantized
-layer (DESIGN.md §4) and prints the per-layer table; with ``--accumulator-bits P`` a layer
+layer (docs/reference.md) and prints the per-layer table; with ``--accumulator-bits P`` a layer
 that needs more than P bits makes it exit 1 and write nothing. ``check IN`` recomputes
 every layer's exact range from the graph's integer weights alone and compares it with the
 annotation: OK (the annotated width is the exact one), slack n bits (wider than needed),

@@ -4,7 +4,7 @@ A *quantized layer* is a Gemm, MatMul or Conv node whose weight comes from a QON
 ``Quant`` node on a constant and whose data input comes (through shape-only ops) from a
 ``Quant`` node: then both operands are integers times scales, and the node's dot
 products are integer dot products. Weights are returned as [M, K] rows = output
-channels, Conv flattened in [C, kh, kw] order (DESIGN.md §4).
+channels, Conv flattened in [C, kh, kw] order (docs/reference.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ order, so the MVAU's weight columns must be ordered (kh, kw, c), i.e. a PyTorch
 is done by the sliding-window module (integer 0 outside the image), not by the lowering.
 
 Multi-stage accumulation (``MVAULayer.tile_size`` T > 0): the MVAU's weight columns are
-in the order the annotation tiles (consecutive chunks of T along K, DESIGN.md §4); where
+in the order the annotation tiles (consecutive chunks of T along K, docs/reference.md); where
 the stream brings the inputs in another order (a convolution's (kh, kw, c) windows, a
 channels-last flatten), a ``ReorderLayer`` in front of the MVAU permutes every vector
 into the tile order, so each tile's inputs reach the MVAU as consecutive folds.

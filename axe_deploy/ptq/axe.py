@@ -1,6 +1,6 @@
 """AXE: accumulator-aware constraints inside a greedy quantizer (Colbert et al., 2024).
 
-Two parts, per output channel and per tile of T consecutive inputs (DESIGN.md §2):
+Two parts, per output channel and per tile of T consecutive inputs (docs/design.md, "AXE"):
 
 * soft: a shrinkage ``lam`` applied to every greedy argument, the threshold of the
   Duchi et al. l1-ball projection of the tile's zero-centred integer weights onto

@@ -1,7 +1,7 @@
 """Export a Brevitas model to QONNX and QCDQ, with a symbolic batch dimension.
 
 Brevitas's TorchScript exporter (``dynamo=False``) is used for both: the dynamo
-exporter writes lifted tensors as graph inputs and refuses quantized bias (DESIGN.md §5).
+exporter writes lifted tensors as graph inputs and refuses quantized bias (docs/reference.md).
 The trace is taken at batch 1 and the batch dimension of the graph inputs and outputs
 renamed to ``batch`` afterwards, so onnxruntime and Netron see the network, not a trace.
 """
