@@ -132,8 +132,27 @@ def main():
                                             "project, home or root folder)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a flow key, e.g. --set quant.weight_bits=3 (repeatable)")
-def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
-    """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out."""
+@click.option("--from", "first", metavar="STEP", default=None,
+              help="start at STEP, resuming the earlier build in --out (from 'lower' on; a [model] onnx flow "
+                   "from 'annotate' on)")
+@click.option("--to", "last", metavar="STEP", default=None, help="stop after STEP")
+def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...], first: str | None,
+        last: str | None):
+    """Run FLOW (a flow .toml file; default: the built-in digits-mlp flow) into --out.
+
+    \b
+    The model comes from the flow's [model] table, one of three ways:
+      name = "digits-mlp"          a model of the zoo (axe-deploy models)
+      module = "my_models:build"   your function returning an axe_deploy.ModelBundle
+      onnx = "model.onnx"          a QONNX file, with [data] inputs = "x.npy"
+    \b
+    Steps (flow.steps picks them; default: build_models quantize export annotate
+    validate lower fold rtl simulate synthesize handoff report):
+      software   build_models, quantize, export, import_onnx, annotate, validate, evaluate
+      hardware   lower, fold, rtl, simulate, synthesize, handoff
+      compilers  finn, hls4ml (opt-in)
+      report     report.json
+    """
     from axe_deploy.flow import config
     from axe_deploy.flow.outdir import OutDirError, Terminated, check_out
     flow = flow or DEFAULT_FLOW
@@ -142,7 +161,8 @@ def run(flow: Path | None, out: str, force: bool, overrides: tuple[str, ...]):
         check_out(out, force)  # before the imports and the model: a refused folder fails fast
         _threads()
         from axe_deploy.flow.runner import run_flow
-        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True), force=force)
+        report = run_flow(cfg, out, where=str(flow), progress=lambda s: click.echo(s, err=True), force=force,
+                          first=first, last=last)
     except (FlowConfigError, OutDirError) as e:
         raise click.ClickException(str(e)) from None
     except Terminated:

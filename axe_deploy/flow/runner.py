@@ -119,13 +119,15 @@ def slice_steps(steps: list[str], first: str | None, last: str | None, where: st
     return steps[i:j]
 
 
-def resume(state: BuildState, earlier: Path, cfg: dict, run: list[str], where: str) -> BuildState:
-    """The state an earlier build in ``earlier`` left for the steps ``run``: its report and
-    graphs read back, its outputs copied except those of the steps that run again."""
+def resume(state: BuildState, earlier: Path, cfg: dict, steps: list[str], run: list[str], where: str) -> BuildState:
+    """The state an earlier build in ``earlier`` left for ``run``, a slice of the flow's
+    ``steps``: its report and graphs read back, its outputs copied except those of the steps
+    that run again, its checks kept only for the steps before the slice."""
     first = run[0]
     earliest = "annotate" if cfg["model"]["onnx"] else "lower"
     order = ONNX_STEPS if cfg["model"]["onnx"] else DEFAULT_STEPS
-    if first in order and order.index(first) < order.index(earliest):
+    too_early = first in MODEL_STEPS or (first in order and order.index(first) < order.index(earliest))
+    if too_early:
         raise FlowConfigError(f"{where}: --from {first}: a resumed build starts at '{earliest}' or later (the "
                               f"quantized model is not kept in the build folder); run the whole flow instead")
     if not (earlier / MARKER).is_file() or not (earlier / REPORT_FILE).is_file():
@@ -138,6 +140,10 @@ def resume(state: BuildState, earlier: Path, cfg: dict, run: list[str], where: s
     state.report.update({k: v for k, v in json.loads((earlier / REPORT_FILE).read_text()).items()
                          if k not in ("timings_s", "config")})
     state.report["resumed_from"] = first
+    # a check of a step that runs again, or of one after it, says nothing about this build
+    later = set(steps[steps.index(first):])
+    owners = state.report.get("check_steps", {})
+    state.report["checks"] = {k: v for k, v in state.report.get("checks", {}).items() if owners.get(k) not in later}
     state.unconstrained_bits = dict(state.report.get("unconstrained", {}).get("accumulator_bits", {}))
     if cfg["model"]["onnx"]:
         software.step_import_onnx(state, cfg)  # [data], and the graphs as the first run made them
@@ -171,17 +177,20 @@ def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, fo
                                    "timings_s": {}})
         if resuming:
             progress(f"[axe-deploy] resuming {earlier} from '{steps[0]}' ...")
-            state = resume(state, earlier, cfg, steps, where)
+            state = resume(state, earlier, cfg, all_steps, steps, where)
         if skipped:
             progress(f"[axe-deploy] {tools.skip_notice(skipped)}")
             state.report["skipped_steps"] = skipped
         for name in steps:
             start = time.perf_counter()
             progress(f"[axe-deploy] {name} ...")
+            before = set(state.report.get("checks", {}))
             state = STEPS[name](state, cfg)
             state.report["timings_s"][name] = round(time.perf_counter() - start, 3)
+            owners = state.report.setdefault("check_steps", {})
+            owners.update({check: name for check in set(state.report.get("checks", {})) - before})
         state.write_models()
-        if "report" in steps:  # now that every step's time is known
+        if "report" in all_steps:  # now that every step's time is known; a slice's too, for the next --from
             step_report(state, cfg)
             write_report(state)
     return state.report
