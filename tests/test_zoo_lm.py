@@ -192,7 +192,7 @@ def test_sweep_on_llama_tiny_goes_decoder_by_decoder(monkeypatch):
     whole-model ones, and gives the unconstrained ceiling the coordinate-descent pass."""
     pytest.importorskip("transformers")
     from axe_deploy.flow import config, sweep
-    from axe_deploy.ptq import driver
+    from axe_deploy.quant import driver
     from axe_deploy.zoo import smollm2
 
     def whole_model(*a, **k):

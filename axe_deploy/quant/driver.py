@@ -21,7 +21,8 @@ import torch
 from brevitas.graph.calibrate import calibration_mode
 from tqdm.auto import tqdm
 
-from axe_deploy.flow.config import LAYER_KEYS, SCHEMA, layer_values, match_layer
+from axe_deploy.core.layer_glob import layer_values, match_layer
+from axe_deploy.flow.config import LAYER_KEYS, SCHEMA
 
 from axe_deploy.ptq.device import resolve_device
 from axe_deploy.ptq.layer import OPTIONS, QuantInfo, quantize_from_stats

@@ -30,7 +30,7 @@ from brevitas.graph.calibrate import calibration_mode
 from torch import nn
 from tqdm.auto import tqdm
 
-from axe_deploy.flow.config import match_layer
+from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats, resolve_device
 from axe_deploy.quant.driver import brevitas_axe, plan_layers
 from axe_deploy.ptq.layer import OPTIONS
