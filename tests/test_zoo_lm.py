@@ -171,7 +171,7 @@ def test_llama_tiny_driver_keeps_every_tile_in_budget(algorithm, P, T):
 
 def test_blockwise_equals_driver_for_rtn_and_keeps_tiles():
     pytest.importorskip("transformers")
-    from axe_deploy.zoo.smollm2 import quantize_blockwise
+    from axe_deploy.quant.blockwise import quantize_blockwise
     a, b = zoo.build("llama-tiny"), zoo.build("llama-tiny")
     calibrate(a.quant_model, a.calib_x)
     quantize_model(a.float_model, a.quant_model, a.calib_x, {"algorithm": "rtn", "weight_bits": 4}, progress=False)
