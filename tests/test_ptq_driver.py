@@ -135,3 +135,18 @@ def test_ptq_and_driver_import_no_flow():
                or m and m.startswith(("axe_deploy.flow", "axe_deploy.quant"))}
         assert not bad, (path.name, bad)
     assert not {m for m in imports(root / "quant" / "driver.py") if m and m.startswith("axe_deploy.flow")}
+
+
+def test_flow_config_reads_the_algorithms_without_torch():
+    """flow.config takes ptq.ALGORITHMS (the one list) without importing torch: the CLI checks
+    flow files and answers --help before it loads torch."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = str(pathlib.Path(driver.__file__).parents[2])  # this checkout, not an installed copy
+    code = ("import sys, axe_deploy.flow.config as c, axe_deploy.ptq as p; "
+            "assert c.ALGORITHMS is p.ALGORITHMS; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env=dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])))

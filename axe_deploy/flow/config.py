@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from axe_deploy.core.layer_glob import layer_values
-from axe_deploy.ptq.layer import ALGORITHMS
+from axe_deploy.ptq import ALGORITHMS
 
 
 class FlowConfigError(ValueError):

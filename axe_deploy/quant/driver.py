@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from axe_deploy.core.layer_glob import layer_values, match_layer
 from axe_deploy.ptq.device import resolve_device
-from axe_deploy.ptq.layer import OPTIONS, QuantInfo, quantize_from_stats
+from axe_deploy.ptq.layer import QuantInfo, quantize_from_stats
+from axe_deploy.ptq.options import OPTIONS
 from axe_deploy.ptq.stats import LayerStats
 
 QUANT_LAYERS = (qnn.QuantLinear, qnn.QuantConv2d)
