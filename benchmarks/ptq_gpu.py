@@ -30,7 +30,7 @@ from axe_deploy.flow import config
 
 from axe_deploy import zoo
 from axe_deploy.ptq import quantize_layer
-from axe_deploy.zoo.smollm2 import quantize_blockwise
+from axe_deploy.quant.blockwise import quantize_blockwise
 
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "smollm2_135m.toml"
 GPU = "cuda"

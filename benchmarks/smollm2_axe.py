@@ -27,7 +27,7 @@ import torch
 from axe_deploy.core import accumulator
 
 from axe_deploy import zoo
-from axe_deploy.zoo.smollm2 import quantize_blockwise
+from axe_deploy.quant.blockwise import quantize_blockwise
 
 
 def tile_bits(model: torch.nn.Module, infos: dict, tile_size: int | None) -> int:

@@ -77,7 +77,7 @@ def test_lm_blockwise_ptq_and_perplexity_on_gpu_match_cpu():
     import copy
 
     from axe_deploy import zoo
-    from axe_deploy.zoo.smollm2 import quantize_blockwise
+    from axe_deploy.quant.blockwise import quantize_blockwise
     bundle = zoo.build("llama-tiny", calibration_samples=256)
     quant = {"algorithm": "optq", "weight_bits": 4, "accumulator_bits": 12, "tile_size": 16}
     seen = {}

@@ -11,6 +11,7 @@ import torch
 from axe_deploy.core import accumulator
 
 from axe_deploy.flow import config
+from axe_deploy.quant import driver
 from axe_deploy.quant.driver import (LayerPlan, calibrate, capture_input, core_options, quant_layer_names,
                                    quantize_model, scale_parameter)
 from axe_deploy.zoo.digits import FloatMLP, QuantMLP
@@ -107,3 +108,45 @@ def test_scale_parameter_only_for_per_channel_parameter_scales():
     assert scale_parameter(q.fc1) is q.fc1.weight_quant.tensor_quant.scaling_impl.value
     stats_scaled = qnn.QuantLinear(8, 4, bias=True, weight_bit_width=4)  # per-tensor, from the weights
     assert scale_parameter(stats_scaled) is None
+
+
+def test_driver_settings_are_the_flow_schema():
+    """The driver checks a direct caller's [quant] keys itself (it does not import the flow's
+    schema); the two lists must name the same keys."""
+    assert set(driver.SETTINGS) | set(driver.MODEL_SETTINGS) == set(config.SCHEMA["quant"])
+    assert set(driver.LAYER_SETTINGS) == set(config.LAYER_KEYS)
+
+
+def test_ptq_and_driver_import_no_flow():
+    """ptq/ is the pure core (no Brevitas, no flow, no driver); the driver takes plain dicts."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(driver.__file__).parents[1]
+
+    def imports(path):
+        tree = ast.parse(path.read_text())
+        return {n.module if isinstance(n, ast.ImportFrom) else a.name
+                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in (n.names if isinstance(n, ast.Import) else [None])}
+
+    for path in (root / "ptq").glob("*.py"):
+        bad = {m for m in imports(path) if m and m.split(".")[0] == "brevitas"
+               or m and m.startswith(("axe_deploy.flow", "axe_deploy.quant"))}
+        assert not bad, (path.name, bad)
+    assert not {m for m in imports(root / "quant" / "driver.py") if m and m.startswith("axe_deploy.flow")}
+
+
+def test_flow_config_reads_the_algorithms_without_torch():
+    """flow.config takes ptq.ALGORITHMS (the one list) without importing torch: the CLI checks
+    flow files and answers --help before it loads torch."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = str(pathlib.Path(driver.__file__).parents[2])  # this checkout, not an installed copy
+    code = ("import sys, axe_deploy.flow.config as c, axe_deploy.ptq as p; "
+            "assert c.ALGORITHMS is p.ALGORITHMS; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env=dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])))

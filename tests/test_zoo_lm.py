@@ -171,7 +171,7 @@ def test_llama_tiny_driver_keeps_every_tile_in_budget(algorithm, P, T):
 
 def test_blockwise_equals_driver_for_rtn_and_keeps_tiles():
     pytest.importorskip("transformers")
-    from axe_deploy.zoo.smollm2 import quantize_blockwise
+    from axe_deploy.quant.blockwise import quantize_blockwise
     a, b = zoo.build("llama-tiny"), zoo.build("llama-tiny")
     calibrate(a.quant_model, a.calib_x)
     quantize_model(a.float_model, a.quant_model, a.calib_x, {"algorithm": "rtn", "weight_bits": 4}, progress=False)
@@ -192,7 +192,7 @@ def test_sweep_on_llama_tiny_goes_decoder_by_decoder(monkeypatch):
     whole-model ones, and gives the unconstrained ceiling the coordinate-descent pass."""
     pytest.importorskip("transformers")
     from axe_deploy.flow import config, sweep
-    from axe_deploy.ptq import driver
+    from axe_deploy.quant import driver
     from axe_deploy.zoo import smollm2
 
     def whole_model(*a, **k):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import difflib
-import fnmatch
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from axe_deploy.core.layer_glob import layer_values
+from axe_deploy.ptq import ALGORITHMS
 
 
 class FlowConfigError(ValueError):
@@ -31,7 +33,6 @@ class Key:
     maximum: int | None = None
 
 
-ALGORITHMS = ("rtn", "gpfq", "optq", "spfq")
 # Bit widths the Brevitas quantizers and the PTQ core take; Brevitas's QCDQ export (the
 # `export` step) takes only 2..8 (it refuses 9 and more, and 1-bit "binary" quantizers):
 # flow.check_flow narrows to EXPORT_BITS when the flow exports.
@@ -214,20 +215,6 @@ def model_label(cfg: dict) -> str:
     """What the report calls the model: the zoo name, the module or the onnx file."""
     m = cfg["model"]
     return m["module"] or m["onnx"] or m["name"]
-
-
-def match_layer(settings: dict[str, object], name: str, default):
-    """The value of the last glob pattern in ``settings`` that matches layer ``name``."""
-    value = default
-    for pattern, v in settings.items():
-        if fnmatch.fnmatchcase(name, pattern):
-            value = v
-    return value
-
-
-def layer_values(quant_cfg: dict, key: str) -> dict[str, object]:
-    """``{glob: value}`` of one per-layer key, for :func:`match_layer`."""
-    return {p: s[key] for p, s in quant_cfg.get("layers", {}).items() if key in s}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -12,8 +12,8 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import zoo
+from axe_deploy.core.layer_glob import for_every_layer, layer_values
 from axe_deploy.flow import checks
-from axe_deploy.flow.config import layer_values
 from axe_deploy.flow.state import BuildState
 from axe_deploy.graph import foreign
 from axe_deploy.graph.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
@@ -45,9 +45,8 @@ def step_quantize(state: BuildState, cfg: dict) -> BuildState:
     unconstrained_model = copy.deepcopy(b.quant_model)
     state.ptq = b.quantize(q, seed=cfg["flow"]["seed"])
     if q["accumulator_bits"] or layer_values(q, "accumulator_bits"):
-        free = dict(q, accumulator_bits=0, layers={p: {k: v for k, v in s.items() if k != "accumulator_bits"}
-                                                   for p, s in q["layers"].items()})
-        infos = b.quantize(free, model=unconstrained_model, seed=cfg["flow"]["seed"], progress=False)
+        infos = b.quantize(for_every_layer(q, accumulator_bits=0), model=unconstrained_model,
+                           seed=cfg["flow"]["seed"], progress=False)
     else:
         infos = state.ptq
     # one-stage widths: what the unconstrained quantization needs without tiles

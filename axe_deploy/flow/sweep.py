@@ -37,12 +37,13 @@ import torch
 from tqdm.auto import tqdm
 
 from axe_deploy.core import accumulator
+from axe_deploy.core.layer_glob import for_every_layer
 
 from axe_deploy import zoo
-from axe_deploy.ptq import Infeasible, resolve_device, smallest_feasible_bits
+from axe_deploy.ptq import ALGORITHMS, Infeasible, resolve_device, smallest_feasible_bits
 from axe_deploy.quant.driver import calibrate, input_datatypes, quant_layer_names
 
-UNCONSTRAINED = ("rtn", "gpfq", "optq", "spfq")
+UNCONSTRAINED = ALGORITHMS
 BREVITAS = ("brevitas-a2gpfq", "brevitas-a2gptq")
 METHODS = UNCONSTRAINED + tuple(f"axe-{a}" for a in UNCONSTRAINED) + ("naive",) + BREVITAS
 
@@ -161,10 +162,8 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
                          f"P >= {p_min} for a single weight of +-1")
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     # the sweep sets P and T for every layer: per-layer targets of the flow file do not apply
-    layers = {p: {k: v for k, v in s.items() if k not in ("accumulator_bits", "tile_size")}
-              for p, s in q["layers"].items()}
-    qcfg = dict(q, algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2],
-                accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T, layers=layers)
+    qcfg = dict(for_every_layer(q, accumulator_bits=P if method.startswith("axe-") else 0, tile_size=T),
+                algorithm=algorithm, weight_bits=bits[0], act_bits=bits[1], input_bits=bits[2])
     if method in UNCONSTRAINED:
         # the same coordinate-descent pass AXE gets, so the ceiling is a fair one
         qcfg["options"] = {"passes": 1, **(q.get("options") or {})}

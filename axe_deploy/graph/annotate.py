@@ -16,7 +16,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
 from axe_deploy.core import accumulator
-from axe_deploy.flow.config import match_layer
+from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.graph.layers import COMPUTE_OPS, GraphError, quant_layers
 
 PREFIX = "axe_deploy."

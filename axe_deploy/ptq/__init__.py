@@ -2,12 +2,21 @@
 
 Functions on tensors only (no Brevitas, no files): ``quantize_layer`` for one batch of
 calibration inputs, ``LayerStats`` + ``quantize_from_stats`` to stream many batches.
+``ALGORITHMS`` and ``OPTIONS`` (what a flow file may name) import without torch; the rest
+loads on first use (PEP 562), so that checking a flow file stays fast.
 """
 
-from .axe import Infeasible, check_feasible, smallest_feasible_bits
-from .device import resolve_device
-from .layer import ALGORITHMS, OPTIONS, QuantInfo, quantize_from_stats, quantize_layer
-from .stats import LayerStats
+import importlib
 
-__all__ = ["ALGORITHMS", "OPTIONS", "Infeasible", "LayerStats", "QuantInfo", "check_feasible",
-           "quantize_from_stats", "quantize_layer", "resolve_device", "smallest_feasible_bits"]
+from .options import ALGORITHMS, OPTIONS
+
+_HOME = {"Infeasible": "axe", "check_feasible": "axe", "smallest_feasible_bits": "axe", "resolve_device": "device",
+         "QuantInfo": "layer", "quantize_from_stats": "layer", "quantize_layer": "layer", "LayerStats": "stats"}
+
+__all__ = ["ALGORITHMS", "OPTIONS", *_HOME]
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

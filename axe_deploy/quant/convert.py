@@ -18,7 +18,7 @@ import brevitas.nn as qnn
 import torch
 from torch import nn
 
-from axe_deploy.flow.config import layer_values, match_layer
+from axe_deploy.core.layer_glob import layer_values, match_layer
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 

@@ -10,6 +10,11 @@ Under AXE the driver lets the core rescale each row to the budget and writes the
 refitted per-channel scales into the quantizer's scale parameter (the integers, and so
 the accumulator guarantee, do not depend on them); layers with a bias get the centred
 objective and then bias correction (see docs/ptq.md).
+
+The [quant] settings come as a plain dict: a flow's [quant] table, which the flow has
+checked against its schema and filled with defaults (``axe_deploy.flow.config``); a direct
+caller may give only what it needs. The driver refuses what it alone can see wrong: a
+key it does not know, a per-layer glob that matches no layer of the model.
 """
 
 from __future__ import annotations
@@ -21,13 +26,20 @@ import torch
 from brevitas.graph.calibrate import calibration_mode
 from tqdm.auto import tqdm
 
-from axe_deploy.flow.config import LAYER_KEYS, SCHEMA, layer_values, match_layer
-
+from axe_deploy.core.layer_glob import layer_values, match_layer
 from axe_deploy.ptq.device import resolve_device
-from axe_deploy.ptq.layer import OPTIONS, QuantInfo, quantize_from_stats
+from axe_deploy.ptq.layer import QuantInfo, quantize_from_stats
+from axe_deploy.ptq.options import OPTIONS
 from axe_deploy.ptq.stats import LayerStats
 
 QUANT_LAYERS = (qnn.QuantLinear, qnn.QuantConv2d)
+# The [quant] keys the driver reads, those it passes over (the model builders' bits and
+# calibration set size) and the keys of a per-layer table [quant.layers."<glob>"].
+SETTINGS = ("algorithm", "weight_bits", "accumulator_bits", "tile_size", "layers", "options", "bias_correction",
+            "calibration_patches", "device")
+MODEL_SETTINGS = ("act_bits", "input_bits", "calibration_samples")
+LAYER_SETTINGS = ("algorithm", "weight_bits", "accumulator_bits", "tile_size", "skip")
+CROSS = ("gpfq", "spfq")  # the algorithms whose objective needs the float model's inputs too (G = X̃ᵀX)
 
 
 @torch.no_grad()
@@ -57,8 +69,24 @@ def quant_layer_names(model: torch.nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, QUANT_LAYERS)]
 
 
+def check_settings(quant_cfg: dict) -> None:
+    """Refuse keys the driver does not know, at the top or in a per-layer table (a typo would
+    otherwise run unconstrained)."""
+    allowed = SETTINGS + MODEL_SETTINGS
+    unknown = sorted(set(quant_cfg) - set(allowed))
+    if unknown:
+        raise ValueError(f"quant config: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+    for pattern, settings in (quant_cfg.get("layers") or {}).items():
+        bad = sorted(set(settings) - set(LAYER_SETTINGS))
+        if bad:
+            raise ValueError(f"quant config: layers[{pattern!r}]: unknown key(s) {bad}; "
+                             f"allowed: {', '.join(sorted(LAYER_SETTINGS))}")
+
+
 def plan_layers(model: torch.nn.Module, quant_cfg: dict) -> list[LayerPlan]:
-    """One plan per quantized layer; ``quant_cfg`` is the flow's [quant] table."""
+    """One plan per quantized layer from the [quant] settings (:func:`check_settings`); a
+    per-layer glob that matches no layer is refused with the layers' names."""
+    check_settings(quant_cfg)
     overrides = quant_cfg.get("layers", {})
     names = quant_layer_names(model)
     for pattern in overrides:
@@ -91,14 +119,18 @@ def _seen(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int, o
     return seen
 
 
+def split_input(x) -> tuple[torch.Tensor, int | None, bool | None]:
+    """(values, bit width, signed) of a layer input: a QuantTensor's, or a plain tensor with
+    None for bit width and signedness."""
+    if hasattr(x, "bit_width"):
+        return x.value, int(x.bit_width.item()), bool(x.signed)
+    return x, None, None
+
+
 def capture_input(model: torch.nn.Module, name: str, x: torch.Tensor, batch_size: int = 512):
-    """The input of submodule ``name`` for ``x``: (values, bit width, signed) — bit width
-    and signedness are None when the input is not a QuantTensor."""
-    seen = _seen(model, name, x, batch_size, output=False)
-    first = seen[0]
-    if hasattr(first, "bit_width"):
-        return (torch.cat([t.value for t in seen]), int(first.bit_width.item()), bool(first.signed))
-    return torch.cat(seen), None, None
+    """The input of submodule ``name`` for ``x``: (values, bit width, signed) as :func:`split_input`."""
+    seen = [split_input(t) for t in _seen(model, name, x, batch_size, output=False)]
+    return (torch.cat([values for values, _, _ in seen]), *seen[0][1:])
 
 
 @torch.no_grad()
@@ -162,14 +194,16 @@ def write_weights(module: torch.nn.Module, q: torch.Tensor, scale: torch.Tensor,
     on the quantizer's scales s, after moving its scale parameter to ``scale`` where they
     differ (``info.scale`` of a rescaled layer)."""
     current = _row_scales(module)
-    if not torch.equal(scale.to(current.dtype), current):
+    scale = scale.to(current.device, current.dtype)
+    if not torch.equal(scale, current):
         param = scale_parameter(module)
         if param is None:
             raise ValueError(f"layer '{name}': option rescale needs per-channel weight scales held in a "
                              f"parameter (Brevitas PARAMETER_FROM_STATS scaling); set quant.options.rescale = false")
-        param.data = (param.detach().reshape(-1) / current * scale.to(current.dtype)).reshape(param.shape)
+        param.data = (param.detach().reshape(-1) / current * scale).reshape(param.shape)
         current = _row_scales(module)
-    module.weight.data = (current[:, None] * q.to(current.dtype)).reshape(module.weight.shape).to(module.weight.dtype)
+    q = q.to(current.device, current.dtype)
+    module.weight.data = (current[:, None] * q).reshape(module.weight.shape).to(module.weight.dtype)
 
 
 def core_options(plan: LayerPlan, quant_cfg: dict, *, rescale: bool, has_bias: bool) -> dict:
@@ -201,19 +235,6 @@ def correct_bias(float_model: torch.nn.Module, quant_model: torch.nn.Module, nam
     channel = 1 if isinstance(module, torch.nn.Conv2d) else -1
     error = (out_f - out_q).movedim(channel, -1)
     module.bias.data += error.reshape(-1, error.shape[-1]).mean(dim=0).to(module.bias.dtype)
-
-
-def check_quant_cfg(quant_cfg: dict) -> None:
-    """Refuse keys the [quant] table does not have (a typo would otherwise run unconstrained)."""
-    allowed = SCHEMA["quant"]
-    unknown = sorted(set(quant_cfg) - set(allowed))
-    if unknown:
-        raise ValueError(f"quant config: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
-    for pattern, settings in (quant_cfg.get("layers") or {}).items():
-        bad = sorted(set(settings) - set(LAYER_KEYS))
-        if bad:
-            raise ValueError(f"quant config: layers[{pattern!r}]: unknown key(s) {bad}; "
-                             f"allowed: {', '.join(sorted(LAYER_KEYS))}")
 
 
 def check_calibrated(model: torch.nn.Module) -> None:
@@ -266,12 +287,41 @@ def check_scales_kept(module: torch.nn.Module, name: str) -> None:
 @torch.no_grad()
 def check_written(module: torch.nn.Module, q: torch.Tensor, name: str) -> None:
     """Read the integer weights back from the Brevitas layer; refuse if they are not ``q``."""
-    held = module.quant_weight().int().reshape(q.shape).to(torch.int64)
+    held = module.quant_weight().int().reshape(q.shape).to(q.device, torch.int64)
     if not torch.equal(held, q.to(torch.int64)):
         n = int((held != q.to(torch.int64)).sum())
         raise ValueError(f"layer '{name}': after writing the PTQ result its quantizer holds other integers "
                          f"({n} of {q.numel()} differ), so the proven accumulator widths would not hold; "
                          f"the weight quantizer must keep its scales fixed (axe_deploy.quant.quantizers.WeightQuant)")
+
+
+def quantize_module(plan: LayerPlan, mod_q: torch.nn.Module, mod_f: torch.nn.Module, x_f: torch.Tensor | None,
+                    x_q: torch.Tensor, bits: int | None, signed: bool | None, options: dict, *, seed: int,
+                    device: torch.device) -> QuantInfo:
+    """Quantize one Brevitas layer ``mod_q`` with the PTQ core, in place: ``mod_f``'s float
+    weight on ``mod_q``'s scales, statistics (on ``device``) from the layer's inputs in the
+    float model ``x_f`` (GPFQ / SPFQ only, else None) and in the partly quantized one
+    ``x_q`` (rows of K values; ``bits`` and ``signed`` its QuantTensor type, None when it is
+    not one); the integers are written into ``mod_q`` and read back."""
+    if bits is None:
+        raise ValueError(f"layer '{plan.name}': its input is not a QuantTensor; put a quantizer "
+                         f"with return_quant_tensor=True before it")
+    built = int(mod_q.quant_weight().bit_width.item())
+    if built != plan.weight_bits:
+        raise ValueError(f"layer '{plan.name}': the model was built with {built}-bit weights, the plan asks "
+                         f"for {plan.weight_bits}; build the model with the per-layer bits")
+    stats = None
+    if plan.algorithm != "rtn":
+        stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm in CROSS, device=device).update(x_f, x_q)
+    scale = _row_scales(mod_q)
+    weight = mod_f.weight.detach().reshape(len(scale), -1)
+    q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,
+                                  input_signed=signed, algorithm=plan.algorithm,
+                                  accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
+                                  seed=seed, name=plan.name, device=device, **options)
+    write_weights(mod_q, q, info.scale, plan.name)
+    check_written(mod_q, q, plan.name)
+    return info
 
 
 def _row_scales(module: torch.nn.Module) -> torch.Tensor:
@@ -291,7 +341,6 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
     from the weights. After each layer the integers are read back from the Brevitas layer.
     The statistics and the core run on ``quant.device``; the models stay where they are."""
     device = resolve_device(quant_cfg.get("device", "cpu"))
-    check_quant_cfg(quant_cfg)
     check_calibrated(quant_model)
     plans = plan_layers(quant_model, quant_cfg)
     for plan in plans:
@@ -305,30 +354,16 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
             continue
         mod_q, mod_f = quant_model.get_submodule(plan.name), float_twin(float_model, quant_model, plan.name)
         x_q, bits, signed = capture_input(quant_model, plan.name, calib_x)
-        if bits is None:
-            raise ValueError(f"layer '{plan.name}': its input is not a QuantTensor; put a quantizer "
-                             f"with return_quant_tensor=True before it")
-        stats = None
-        if plan.algorithm != "rtn":
-            x_f, _, _ = capture_input(float_model, plan.name, calib_x)
-            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq", device=device)
-            cols_f, cols_q = unfold(mod_f, x_f), unfold(mod_q, x_q)
-            rows = patch_rows(mod_q, len(cols_q), quant_cfg.get("calibration_patches", 0), seed)
-            stats.update(cols_f[rows], cols_q[rows])
-        scale = _row_scales(mod_q)
-        weight = mod_f.weight.detach().reshape(len(scale), -1)
-        if mod_q.quant_weight().bit_width.item() != plan.weight_bits:
-            raise ValueError(f"layer '{plan.name}': the model was built with "
-                             f"{int(mod_q.quant_weight().bit_width.item())}-bit weights, the plan asks "
-                             f"for {plan.weight_bits}; build the model with the per-layer bits")
+        x_f = None
+        if plan.algorithm != "rtn":  # the statistics' rows: im2col patches for a conv
+            x_q = unfold(mod_q, x_q)
+            rows = patch_rows(mod_q, len(x_q), quant_cfg.get("calibration_patches", 0), seed)
+            x_q = x_q[rows]
+            if plan.algorithm in CROSS:
+                x_f = unfold(mod_f, capture_input(float_model, plan.name, calib_x)[0])[rows]
         options = core_options(plan, quant_cfg, rescale=scale_parameter(mod_q) is not None,
                                has_bias=mod_q.bias is not None)
-        q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,
-                                      input_signed=signed, algorithm=plan.algorithm,
-                                      accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
-                                      seed=seed, name=plan.name, device=device, **options)
-        write_weights(mod_q, q, info.scale, plan.name)
-        check_written(mod_q, q, plan.name)
+        info = quantize_module(plan, mod_q, mod_f, x_f, x_q, bits, signed, options, seed=seed, device=device)
         if (quant_cfg.get("bias_correction") or info.centred) and mod_q.bias is not None:
             correct_bias(float_model, quant_model, plan.name, calib_x)
         results[plan.name] = info

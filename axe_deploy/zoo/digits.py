@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from axe_deploy.flow.config import match_layer
+from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import cache_dir, load_cached, register
 from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from axe_deploy.flow.config import match_layer
+from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import register
 from axe_deploy.zoo.digits import cached_float_model, digits_bundle, digits_split

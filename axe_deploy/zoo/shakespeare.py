@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from axe_deploy.flow.config import match_layer
+from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import cache_dir, load_cached, register
 from axe_deploy.quant.quantizers import WeightQuant

@@ -15,8 +15,8 @@ Metric: perplexity on a fixed slice of held-out Shakespeare plays; calibration w
 come from the training plays.
 
 ``llama-tiny`` is a 2-layer randomly initialised Llama on random token ids: no download,
-for tests. ``quantize_blockwise`` is the decoder-by-decoder PTQ walk that makes the
-135M model affordable on a CPU (the Brevitas driver re-runs the whole model per layer).
+for tests. Both quantize decoder by decoder (:mod:`axe_deploy.quant.blockwise`), which makes
+the 135M model affordable on a CPU (the whole-model driver re-runs the model per layer).
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ import zipfile
 from pathlib import Path
 
 import torch
-from brevitas.graph.calibrate import calibration_mode
 from torch import nn
-from tqdm.auto import tqdm
 
-from axe_deploy.flow.config import match_layer
-from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats, resolve_device
-from axe_deploy.quant.driver import brevitas_axe, plan_layers
-from axe_deploy.ptq.layer import OPTIONS
+from axe_deploy.core.layer_glob import match_layer
+from axe_deploy.quant.blockwise import brevitas_blockwise, quantize_blockwise
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo import cache_dir, register
 from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
@@ -248,151 +244,3 @@ def llama_tiny(*, weight_bits=4, act_bits=8, input_bits=8, layer_weight_bits=Non
     quant = dict(weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
                  layer_weight_bits=layer_weight_bits)
     return lm_bundle("llama-tiny", model, calib, evaluation, quant, {"data": "random token ids"})
-
-
-# ------------------------------------------------------- decoder-by-decoder PTQ
-
-class _Stop(Exception):
-    pass
-
-
-def _first_layer_inputs(model: CausalLM, ids: torch.Tensor):
-    """Hidden states and keyword arguments (position embeddings, mask) that the first
-    decoder layer receives for ``ids``."""
-    seen = {}
-
-    def hook(_, args, kwargs):
-        seen["h"], seen["kw"] = args[0], kwargs
-        raise _Stop
-
-    handle = model.decoder_layers[0].register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        model(ids)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return seen["h"], seen["kw"]
-
-
-def _forward_capturing(layer: nn.Module, names: list[str], h: torch.Tensor, kw: dict):
-    """``layer(h, **kw)`` and the input each submodule in ``names`` received meanwhile."""
-    seen, handles = {}, []
-    for n in names:
-        handles.append(layer.get_submodule(n).register_forward_pre_hook(
-            lambda m, args, n=n: seen.__setitem__(n, args[0])))
-    try:
-        out = layer(h, **kw)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen, out
-
-
-def _quantize_hook(plan, float_linear: nn.Module, x_f: dict, local: str, results: dict, seed: int, options: dict,
-                   device: torch.device):
-    """Forward pre-hook that quantizes a QuantLinear from the input it is about to receive
-    (statistics and core on ``device``)."""
-
-    def hook(mod_q, args):
-        x_q = args[0]
-        if not hasattr(x_q, "bit_width"):
-            raise ValueError(f"layer '{plan.name}': its input is not a QuantTensor")
-        built = int(mod_q.quant_weight().bit_width.item())
-        if built != plan.weight_bits:
-            raise ValueError(f"layer '{plan.name}': the model was built with {built}-bit weights, the plan asks "
-                             f"for {plan.weight_bits}; build the model with the per-layer bits")
-        stats = None
-        if plan.algorithm != "rtn":
-            stats = LayerStats(mod_q.in_features, cross=plan.algorithm != "optq",
-                               device=device).update(x_f.get(local), x_q.value)
-        scale = mod_q.quant_weight().scale.detach().reshape(-1)
-        q, info = quantize_from_stats(float_linear.weight.detach(), scale, stats, weight_bits=plan.weight_bits,
-                                      input_bits=int(x_q.bit_width.item()), input_signed=bool(x_q.signed),
-                                      algorithm=plan.algorithm, accumulator_bits=plan.accumulator_bits,
-                                      tile_size=plan.tile_size, seed=seed, name=plan.name, device=device,
-                                      **{k: v for k, v in options.items() if k in OPTIONS[plan.algorithm]})
-        mod_q.weight.data = (scale[:, None] * q.to(scale.device, scale.dtype)).to(mod_q.weight.dtype)
-        results[plan.name] = info
-
-    return hook
-
-
-@torch.no_grad()
-def quantize_blockwise(float_model: CausalLM, quant_model: CausalLM, calib_x: torch.Tensor, quant_cfg: dict,
-                       *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
-    """Quantize every QuantLinear of ``quant_model``'s decoder layers, one decoder layer at a time.
-
-    The contract of ``axe_deploy.quant.driver.quantize_model`` (``quant_cfg`` is the flow's
-    [quant] table, results are keyed by full module name, skipped layers keep
-    round-to-nearest and map to None) at the cost of a few decoder-layer forwards per
-    layer instead of one model forward per Linear: for layer i the input quantizers are
-    calibrated on the partly quantized stream, then one forward quantizes each Linear from
-    a pre-hook as its input X̃ arrives (so it sees the Linears before it in the same layer
-    already quantized); X for GPFQ / SPFQ is the float layer's on the float stream.
-    ``quant_model`` need not be calibrated beforehand. ``quant.options`` reach the core as
-    given (no ``rescale``/``centre`` defaults: Llama Linears have no bias to absorb a mean).
-    On a GPU (``quant.device``) both models and the data move there for the run and back to
-    the CPU after it.
-    """
-    if quant_cfg.get("bias_correction"):
-        raise ValueError("quantize_blockwise does not do bias correction (Llama Linears have no bias); "
-                         "set quant.bias_correction = false")
-    plans = {p.name: p for p in plan_layers(quant_model, quant_cfg)}
-    device = resolve_device(quant_cfg.get("device", "cpu"))
-    if device.type == "cpu":
-        return _quantize_blockwise(float_model, quant_model, calib_x, quant_cfg, plans, device, seed, progress)
-    try:
-        float_model.to(device)
-        quant_model.to(device)
-        return _quantize_blockwise(float_model, quant_model, calib_x.to(device), quant_cfg, plans, device, seed,
-                                   progress)
-    finally:
-        float_model.to("cpu")
-        quant_model.to("cpu")
-
-
-def _quantize_blockwise(float_model, quant_model, calib_x, quant_cfg, plans, device, seed, progress):
-    h_f, kw = _first_layer_inputs(float_model, calib_x)
-    h_q = h_f
-    results: dict[str, QuantInfo | None] = {}
-    layers = list(zip(float_model.decoder_layers, quant_model.decoder_layers))
-    for i, (lay_f, lay_q) in enumerate(tqdm(layers, desc="PTQ", unit="decoder", disable=not progress)):
-        prefix = f"lm.model.layers.{i}."
-        local = {n.removeprefix(prefix): p for n, p in plans.items() if n.startswith(prefix)}
-        with calibration_mode(lay_q):
-            lay_q(h_q, **kw)
-        cross = [n for n, p in local.items() if not p.skip and p.algorithm in ("gpfq", "spfq")]
-        x_f, h_f_next = _forward_capturing(lay_f, cross, h_f, kw)
-        handles = []
-        for n, plan in local.items():
-            if plan.skip:
-                results[plan.name] = None
-                continue
-            hook = _quantize_hook(plan, lay_f.get_submodule(n), x_f, n, results, seed, quant_cfg.get("options") or {},
-                                  device)
-            handles.append(lay_q.get_submodule(n).register_forward_pre_hook(hook))
-        try:
-            h_q = lay_q(h_q, **kw)
-        finally:
-            for handle in handles:
-                handle.remove()
-        h_f = h_f_next
-    return results
-
-
-@torch.no_grad()
-def brevitas_blockwise(quant_model: CausalLM, calib_x: torch.Tensor, method: str, P: int, T: int,
-                       progress: bool = True) -> None:
-    """Brevitas's own A2GPFQ / A2GPTQ (``axe_deploy.quant.driver.brevitas_axe``) one decoder
-    layer at a time on the quantized stream, in place; ``quant_model`` must be calibrated.
-
-    Brevitas runs the whole model once per Linear; decoder by decoder it runs one decoder
-    layer per Linear instead, which is what makes it affordable for SmolLM2 on a CPU. Its
-    GPFQ then takes the float reference inside the decoder layer (quantizers off) on the
-    quantized stream entering it, where our ``quantize_blockwise`` uses the float stream.
-    """
-    h, kw = _first_layer_inputs(quant_model, calib_x)
-    for layer in tqdm(quant_model.decoder_layers, desc=f"Brevitas {method}", unit="decoder", disable=not progress):
-        brevitas_axe(layer, [((h,), kw)], method, P, T)
-        h = layer(h, **kw)
