@@ -31,9 +31,9 @@ def imports(module: str) -> list[tuple[int, str, str | None]]:
             found += [(node.lineno, alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
+            if node.level:  # `from . import x` in a.b.c is a.b; each further dot goes one up
+                anchor = package.rsplit(".", node.level - 1)[0]
+                base = f"{anchor}.{base}" if base else anchor
             found += [(node.lineno, base, alias.name) for alias in node.names]
     return found
 
@@ -42,13 +42,17 @@ def is_ours(module: str) -> bool:
     return module == "axe_deploy" or module.startswith("axe_deploy.")
 
 
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
 def test_no_module_imports_a_private_name():
     bad = [f"{SOURCES[m].relative_to(PACKAGE.parent)}:{line}: from {target} import {name}"
            for m in SOURCES for line, target, name in imports(m)
-           if is_ours(target) and name is not None and name.startswith("_")]
+           if is_ours(target) and name is not None and is_private(name)]
     bad += [f"{SOURCES[m].relative_to(PACKAGE.parent)}:{line}: import {target}"
             for m in SOURCES for line, target, name in imports(m)
-            if is_ours(target) and name is None and any(p.startswith("_") for p in target.split("."))]
+            if is_ours(target) and name is None and any(is_private(p) for p in target.split("."))]
     assert not bad, ("a private name (leading underscore) is imported from another module; make it public "
                      "with a name that explains it, or move it:\n" + "\n".join(bad))
 
@@ -135,10 +139,9 @@ def test_axe_deploy_modules_import_each_other_without_cycles():
 
 
 def test_ptq_core_imports_neither_brevitas_nor_the_flow_nor_quant():
-    bad = []
-    for m in SOURCES:
-        if not (m == "axe_deploy.ptq" or m.startswith("axe_deploy.ptq.")):
-            continue
+    bad, ptq = [], [m for m in SOURCES if m == "axe_deploy.ptq" or m.startswith("axe_deploy.ptq.")]
+    assert ptq, "no axe_deploy/ptq/ modules found"
+    for m in ptq:
         for line, target, name in imports(m):
             full = f"{target}.{name}" if name is not None else target
             if (target.split(".")[0] == "brevitas" or target.startswith("axe_deploy.quant")
