@@ -14,8 +14,10 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy.flow import config
 from axe_deploy.graph.annotate import read_annotation
-from axe_deploy.dataflow.lower import execute_dataflow, hw_layers, lower
-from axe_deploy.dataflow.transforms import ConvGeometry
+from axe_deploy.dataflow.conv_geometry import ConvGeometry
+from axe_deploy.dataflow.execute import execute_dataflow
+from axe_deploy.dataflow.hw_bridge import hw_layers
+from axe_deploy.dataflow.lower import lower
 from axe_deploy.flow.runner import SOFTWARE_STEPS, run_flow
 from axe_deploy.graph.layers import GraphError, quant_layers
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, check_chain

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy.flow import config
-from axe_deploy.dataflow.lower import execute_dataflow, hw_layers, lower
+from axe_deploy.dataflow.execute import execute_dataflow
+from axe_deploy.dataflow.hw_bridge import hw_layers
+from axe_deploy.dataflow.lower import lower
 from axe_deploy.dataflow.thresholds import apply_thresholds, layer_thresholds, quant_thresholds
 from axe_deploy.flow.runner import SOFTWARE_STEPS, run_flow
 from axe_deploy.graph.layers import GraphError

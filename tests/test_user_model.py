@@ -104,7 +104,7 @@ def test_exported_node_names_give_the_module_names(make):
 
     import onnx
 
-    from axe_deploy.dataflow.transforms import module_name
+    from axe_deploy.dataflow.helpers import module_name
     model = nn.Module()
     model.features = make()
     model.forward = lambda x: model.features(x)

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from axe_deploy.core.accumulator import datatype_name
-from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
-from axe_deploy.graph.layers import GraphError, _attr
+from axe_deploy.dataflow.execute import execute_dataflow
+from axe_deploy.dataflow.hw_bridge import hardware_nodes, hw_layers, set_folding
+from axe_deploy.dataflow.lower import lower
+from axe_deploy.graph.layers import GraphError, node_attr
 from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.handoff.hls4ml import worst_case_inputs as hls4ml_worst_case_inputs
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
@@ -145,7 +147,7 @@ def _simulate_worst_case(state: BuildState, cfg: dict) -> None:
     """Every MVAU on its own on worst-case vectors: the register reaches exactly the
     annotated range with 0 overflows, and overflows one bit narrower (hw/worst_case.py)."""
     # the range the output shows: the outer register's when tiled
-    annotated = {_attr(n, "layer_name"): tuple(json.loads(_attr(n, "outerAccRange") or _attr(n, "accRange")))
+    annotated = {node_attr(n, "layer_name"): tuple(json.loads(node_attr(n, "outerAccRange") or node_attr(n, "accRange")))
                  for n in hardware_nodes(state.dataflow) if n.op_type == "MVAU"}
     run = run_worst_case(state.layers, state.out / "rtl_worst_case", annotated,
                          simulator=cfg["hardware"]["simulator"])

@@ -18,7 +18,8 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy import zoo
-from axe_deploy.dataflow.lower import hw_layers, lower
+from axe_deploy.dataflow.hw_bridge import hw_layers
+from axe_deploy.dataflow.lower import lower
 from axe_deploy.flow import compilers, hardware, software
 from axe_deploy.flow.config import FlowConfigError, check_export_bits, model_label
 from axe_deploy.flow.outdir import MARKER, build_folder

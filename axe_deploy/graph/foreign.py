@@ -20,7 +20,7 @@ from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import RemoveStaticGraphInputs
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy.graph.layers import GraphError, _attr
+from axe_deploy.graph.layers import GraphError, node_attr
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -84,7 +84,7 @@ def _constant_dequant_to_quant(model: ModelWrapper) -> None:
             lo, hi = (int(model.get_initializer(t)) for t in clip.input[1:3])
         signed = lo < 0
         bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1 if signed else hi.bit_length()
-        axis = _attr(dq, "axis", 1)
+        axis = node_attr(dq, "axis", 1)
         shape = [1] * q_int.ndim
         if scale.size > 1:
             shape[axis] = scale.size
@@ -111,7 +111,7 @@ def _batch_free_reshapes(model: ModelWrapper) -> None:
         if node.op_type != "Reshape":
             continue
         shape, inp = model.get_initializer(node.input[1]), model.get_tensor_shape(node.input[0])
-        if shape is not None and len(shape) and shape[0] == 1 and inp and inp[0] == 1 and not _attr(node, "allowzero", 0):
+        if shape is not None and len(shape) and shape[0] == 1 and inp and inp[0] == 1 and not node_attr(node, "allowzero", 0):
             fixed = np.array(shape, dtype=np.int64)
             fixed[0] = 0
             model.set_initializer(node.input[1], fixed)

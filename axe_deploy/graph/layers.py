@@ -72,7 +72,8 @@ class QuantLayer:
         return self.q.shape[1]
 
 
-def _attr(node, name, default=None):
+def node_attr(node, name, default=None):
+    """A node attribute's value (strings decoded), or ``default`` when the node has none."""
     a = get_by_name(node.attribute, name)
     if a is None:
         return default
@@ -83,7 +84,9 @@ def _attr(node, name, default=None):
 QUANT_OPS = ("Quant", "BipolarQuant")
 
 
-def _quant_spec(model: ModelWrapper, node) -> QuantSpec:
+def quant_spec(model: ModelWrapper, node) -> QuantSpec:
+    """The integer format and scale of a Quant or BipolarQuant node; a GraphError when they
+    are not constants or the zero point is not 0."""
     if node.op_type == "BipolarQuant":
         scale = model.get_initializer(node.input[1])
         if scale is None:
@@ -100,7 +103,7 @@ def _quant_spec(model: ModelWrapper, node) -> QuantSpec:
     if not np.isfinite(b) or b != int(b) or b < 1:
         raise GraphError(f"Quant node '{node.name}': bit width {np.asarray(bits).tolist()} is not an "
                          f"integer >= 1; export the model with a bit width of at least 1")
-    return QuantSpec(int(b), bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0)),
+    return QuantSpec(int(b), bool(node_attr(node, "signed", 1)), bool(node_attr(node, "narrow", 0)),
                      np.asarray(scale, dtype=np.float64), np.asarray(zp))
 
 
@@ -109,7 +112,7 @@ def weight_quant_node(model: ModelWrapper, node) -> tuple[object, list[list[int]
     between them (Brevitas exports a QuantLinear without bias as Quant -> Transpose -> MatMul)."""
     perms, producer = [], model.find_producer(node.input[1])
     while producer is not None and producer.op_type == "Transpose":
-        perms.append(list(_attr(producer, "perm")))
+        perms.append(list(node_attr(producer, "perm")))
         producer = model.find_producer(producer.input[0])
     return producer, perms[::-1]
 
@@ -141,27 +144,27 @@ def integer_weights(model: ModelWrapper, node) -> tuple[np.ndarray, QuantSpec]:
     if wq is None or wq.op_type not in QUANT_OPS or model.get_initializer(wq.input[0]) is None:
         raise GraphError(f"{node.op_type} node '{node.name}': its weight is not a Quant node on "
                          f"a constant; export the model with a Brevitas weight quantizer")
-    spec = _quant_spec(model, wq)
+    spec = quant_spec(model, wq)
     w = model.get_initializer(wq.input[0]).astype(np.float64)
     if wq.op_type == "BipolarQuant":
         q = np.where(w / spec.scale >= 0, 1, -1).astype(np.int64)
     else:
         deq = quant(w, spec.scale, spec.zero_point, np.array(spec.bits, dtype=np.float64), spec.signed,
-                    spec.narrow, _attr(wq, "rounding_mode", "ROUND"))
+                    spec.narrow, node_attr(wq, "rounding_mode", "ROUND"))
         q = np.rint(deq / spec.scale).astype(np.int64)
     scale = spec.scale
     for perm in perms:
         q = q.transpose(perm)
         scale = scale.transpose(perm) if scale.ndim == len(perm) else scale
     if node.op_type == "Gemm":
-        if not _attr(node, "transB", 0):
+        if not node_attr(node, "transB", 0):
             q, scale = q.T, scale.T
     elif node.op_type == "MatMul":
         q, scale = q.T, scale.T
     elif node.op_type == "Conv":
-        if _attr(node, "group", 1) != 1:
+        if node_attr(node, "group", 1) != 1:
             raise GraphError(f"Conv node '{node.name}': grouped/depthwise convolution "
-                             f"(group={_attr(node, 'group')}) is not supported; use group=1")
+                             f"(group={node_attr(node, 'group')}) is not supported; use group=1")
         q = q.reshape(q.shape[0], -1)
         scale = scale.reshape(scale.shape[0], -1) if scale.ndim == 4 else scale
     scale = np.broadcast_to(scale.reshape(-1), (q.shape[0],)) if scale.size in (1, q.shape[0]) else scale
@@ -180,7 +183,7 @@ def quant_layers(model: ModelWrapper) -> list[QuantLayer]:
             raise GraphError(f"{node.op_type} node '{node.name}' ({layer_name(model, node)}): its "
                              f"input is not the output of a Quant node, so its dot products are not "
                              f"integer; put an activation quantizer (e.g. QuantIdentity/QuantReLU) before it")
-        ispec = _quant_spec(model, iq)
+        ispec = quant_spec(model, iq)
         if ispec.scale.size != 1:
             raise GraphError(f"Quant node '{iq.name}' feeding '{node.name}': per-channel input "
                              f"scales are not supported; use a per-tensor activation quantizer")

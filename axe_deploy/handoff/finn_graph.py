@@ -20,7 +20,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
-from axe_deploy.graph.layers import GraphError, _quant_spec
+from axe_deploy.graph.layers import GraphError, quant_spec
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _input_quant(model: ModelWrapper):
     if len(consumers) != 1 or consumers[0].op_type != "Quant":
         return None
     try:
-        spec = _quant_spec(model, consumers[0])
+        spec = quant_spec(model, consumers[0])
     except GraphError:
         return None
     return consumers[0] if spec.scale.size == 1 else None
@@ -63,7 +63,7 @@ def input_quantization(model: ModelWrapper) -> InputQuantization | None:
     q = _input_quant(model)
     if q is None:
         return None
-    spec = _quant_spec(model, q)
+    spec = quant_spec(model, q)
     dt = DataType[spec.datatype]
     lo = int(dt.min()) + int(spec.narrow and spec.signed)
     return InputQuantization(float(spec.scale.reshape(-1)[0]), spec.datatype, lo, int(dt.max()))

@@ -154,7 +154,7 @@ def worst_case_inputs(model: ModelWrapper) -> np.ndarray:
 
 def _conv_images(model, node, windows, shape, neutral):
     """Images with one window (C, k, k) fully inside, at the first output pixel that has one."""
-    from axe_deploy.dataflow.transforms import conv_geometry
+    from axe_deploy.dataflow.conv_geometry import conv_geometry
 
     g = conv_geometry(model, node)
     C, H, W = shape

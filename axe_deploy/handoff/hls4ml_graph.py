@@ -20,8 +20,7 @@ from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
 from axe_deploy.graph.annotate import read_annotation
-from axe_deploy.dataflow.transforms import _bias as layer_bias
-from axe_deploy.dataflow.transforms import _remove_dead_nodes
+from axe_deploy.dataflow.helpers import layer_bias, remove_dead_nodes
 from axe_deploy.graph.layers import GraphError, integer_weights, quant_layers, weight_quant_node
 from axe_deploy.handoff.finn_graph import StaticBatchOne
 
@@ -72,7 +71,7 @@ class FoldWeightScales(Transformation):
             at = list(model.graph.node).index(node) + 1
             model.graph.node.insert(at, helper.make_node("Mul", [acc, s_name], [scaled], name=f"{node.name}_scale"))
             model.graph.node.insert(at + 1, helper.make_node("Add", [scaled, b_name], [out], name=f"{node.name}_bias"))
-        _remove_dead_nodes(model)  # the bias Quant nodes
+        remove_dead_nodes(model)  # the bias Quant nodes
         return model, False
 
 

@@ -7,62 +7,10 @@ float model deterministically and returns a :class:`axe_deploy.quant.bundle.Mode
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-from typing import Callable
-
-import torch
-
 from axe_deploy.quant.bundle import ModelBundle
+from axe_deploy.zoo import digits  # noqa: F401  (registers its models)
+from axe_deploy.zoo import digits_cnn  # noqa: F401  (registers its models)
+from axe_deploy.zoo import shakespeare, smollm2  # noqa: F401  (register the language models)
+from axe_deploy.zoo.registry import build, cache_dir, load_cached, names, register
 
-_REGISTRY: dict[str, Callable[..., ModelBundle]] = {}
 __all__ = ["ModelBundle", "register", "names", "build", "cache_dir"]
-
-
-def register(name: str):
-    def wrap(fn):
-        _REGISTRY[name] = fn
-        return fn
-    return wrap
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def build(name: str, **kwargs) -> ModelBundle:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model '{name}'; known models: {', '.join(names())}")
-    return _REGISTRY[name](**kwargs)
-
-
-def cache_dir() -> Path:
-    """Where trained float models are kept: $AXE_DEPLOY_CACHE, else ~/.cache/axe-deploy."""
-    root = os.environ.get("AXE_DEPLOY_CACHE") or Path.home() / ".cache" / "axe-deploy"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def load_cached(path: Path, model: torch.nn.Module) -> bool:
-    """Load the state dict cached at ``path`` into ``model``; False (and a line on stderr
-    saying that it will be retrained) when the file is empty, truncated or does not fit."""
-    try:
-        state = torch.load(path, weights_only=True)
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None
-        if found != expected:  # checked first: a failed load_state_dict leaves the model half-loaded
-            raise ValueError("its tensors do not match the model")
-        model.load_state_dict(state)
-        return True
-    except Exception as e:  # EOFError (empty), zip/pickle errors (truncated), other models
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"[axe-deploy] cached model {path} is unreadable ({reason[:120]}); retraining it",
-              file=sys.stderr)
-        return False
-
-
-from axe_deploy.zoo import digits  # noqa: E402,F401  (registers its models)
-from axe_deploy.zoo import digits_cnn  # noqa: E402,F401  (registers its models)
-from axe_deploy.zoo import shakespeare, smollm2  # noqa: E402,F401  (register the language models)

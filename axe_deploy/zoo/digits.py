@@ -15,7 +15,7 @@ from torch import nn
 
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
-from axe_deploy.zoo import cache_dir, load_cached, register
+from axe_deploy.zoo.registry import cache_dir, load_cached, register
 from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
 MLP_SIZES = (64, 256, 128, 10)

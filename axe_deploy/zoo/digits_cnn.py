@@ -23,7 +23,7 @@ from torch import nn
 
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
-from axe_deploy.zoo import register
+from axe_deploy.zoo.registry import register
 from axe_deploy.zoo.digits import cached_float_model, digits_bundle, digits_split
 from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 

