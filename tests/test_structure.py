@@ -1,6 +1,6 @@
 """The package's shape, read from the source with ``ast``: no module imports another
 module's private name, the axe_deploy modules import each other without cycles, and the
-PTQ core stays free of Brevitas and the flow (DESIGN.md §3).
+PTQ core stays free of Brevitas and the flow (docs/architecture.md).
 
 Imports anywhere in a file count: at module level, inside functions, under ``if``."""
 
@@ -147,6 +147,6 @@ def test_ptq_core_imports_neither_brevitas_nor_the_flow_nor_quant():
             if (target.split(".")[0] == "brevitas" or target.startswith("axe_deploy.quant")
                     or full == "axe_deploy.quant" or "axe_deploy.flow.config" in (target, full)):
                 bad.append(f"{SOURCES[m].relative_to(PACKAGE.parent)}:{line}: {full}")
-    assert not bad, ("axe_deploy/ptq/ is the pure PTQ core (functions on tensors, DESIGN.md §3): it must not "
+    assert not bad, ("axe_deploy/ptq/ is the pure PTQ core (functions on tensors, docs/architecture.md): it must not "
                      "import brevitas, axe_deploy.quant or axe_deploy.flow.config; pass plain values in "
                      "instead:\n" + "\n".join(bad))

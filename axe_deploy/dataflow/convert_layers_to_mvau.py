@@ -2,7 +2,7 @@
 integer thresholds.
 
 Before: the quantized Gemm/MatMul/Conv nodes (:func:`axe_deploy.graph.layers.quant_layers`)
-carry the accumulator annotation (DESIGN.md §4). After each one the graph may have a bias
+carry the accumulator annotation (docs/reference.md). After each one the graph may have a bias
 (constant or Quant of one), per-channel affine ops (BatchNormalization, Mul/Add/Sub/Div by
 constants; FINN's TFC/CNV BatchNorm and TensorNorm), a Relu, and an activation Quant.
 Run it before ConvertInputQuant: it reads the input Quant's scale.
