@@ -26,7 +26,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from axe_deploy.core import accumulator
 
 from axe_deploy import zoo
-from axe_deploy.graph.annotate import PREFIX, AnnotateAccumulators
+from axe_deploy.graph.annotate import AnnotateAccumulators
+from axe_deploy.graph.annotation import PREFIX
 from axe_deploy.cli.main import main, summary_table
 from axe_deploy.dataflow.lower import lower
 from axe_deploy.flow.report import handoff_warnings, metric_warnings

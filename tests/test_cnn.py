@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy.flow import config
-from axe_deploy.graph.annotate import read_annotation
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.dataflow.conv_geometry import ConvGeometry
 from axe_deploy.dataflow.execute import execute_dataflow
 from axe_deploy.dataflow.hw_bridge import hw_layers
@@ -27,6 +27,12 @@ from axe_deploy.graph.validate import run_onnxruntime
 FLOW = Path(__file__).parents[1] / "flows" / "digits_cnn.toml"
 SIMULATOR = shutil.which("verilator") or shutil.which("iverilog")
 STEPS = SOFTWARE_STEPS[:-1] + ["lower", "fold", "rtl", "simulate", "report"]  # all but synthesis
+
+
+def read_annotation(node):
+    """The node's annotation as the strings written to it (by key), or None."""
+    annotation = Annotation.of(node)
+    return annotation.props() if annotation else None
 
 
 @pytest.fixture(scope="module")

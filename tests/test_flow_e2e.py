@@ -12,7 +12,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from axe_deploy.core import accumulator
 
 from axe_deploy.flow import config
-from axe_deploy.graph.annotate import PREFIX, read_annotation
+from axe_deploy.graph.annotation import PREFIX, Annotation
 from axe_deploy.flow.runner import SOFTWARE_STEPS, STEPS, run_flow
 from axe_deploy.graph.layers import quant_layers
 from axe_deploy.flow.outdir import MARKER
@@ -20,6 +20,12 @@ from axe_deploy.graph.validate import integer_check, run_onnxruntime, run_qonnx
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 SW = "flow.steps=" + str(SOFTWARE_STEPS).replace("'", '"')
+
+
+def read_annotation(node):
+    """The node's annotation as the strings written to it (by key), or None."""
+    annotation = Annotation.of(node)
+    return annotation.props() if annotation else None
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from axe_deploy.flow import config
-from axe_deploy.graph.annotate import PREFIX
+from axe_deploy.graph.annotation import PREFIX
 from axe_deploy.cli.main import main
 from axe_deploy.flow.runner import run_flow
 from axe_deploy.graph.layers import GraphError

@@ -150,3 +150,16 @@ def test_ptq_core_imports_neither_brevitas_nor_the_flow_nor_quant():
     assert not bad, ("axe_deploy/ptq/ is the pure PTQ core (functions on tensors, docs/architecture.md): it must not "
                      "import brevitas, axe_deploy.quant or axe_deploy.flow.config; pass plain values in "
                      "instead:\n" + "\n".join(bad))
+
+
+def test_annotation_keys_are_read_and_written_in_one_module():
+    """The ``axe_deploy.*`` node metadata (the contract between stages) has one reader and
+    writer, graph/annotation.py: no other module spells a key or the prefix."""
+    from axe_deploy.graph.annotation import KEYS, PREFIX
+
+    owner = PACKAGE / "graph" / "annotation.py"
+    spelled = [f"{PREFIX}{key}" for key in KEYS] + [repr(PREFIX), f'"{PREFIX}"', "metadata_props"]
+    found = [f"{path.relative_to(PACKAGE.parent)}: {word}" for path in SOURCES.values() if path != owner
+             for word in spelled if word in path.read_text()]
+    assert not found, f"annotation keys outside graph/annotation.py: {found}"
+    assert all(word in owner.read_text() for word in ("metadata_props", "PREFIX + key"))

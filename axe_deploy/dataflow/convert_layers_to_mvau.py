@@ -40,6 +40,7 @@ Refuses (GraphError), naming the node:
 
 from __future__ import annotations
 
+import json
 import numpy as np
 from onnx import helper
 from qonnx.core.datatype import DataType
@@ -51,7 +52,8 @@ from axe_deploy.dataflow.conv_geometry import conv_geometry
 from axe_deploy.dataflow.helpers import layer_bias, make_transpose, remove_dead_nodes, sole_consumer
 from axe_deploy.dataflow.nodes import DOMAIN, TO_NCHW, TO_NHWC
 from axe_deploy.dataflow.thresholds import layer_thresholds
-from axe_deploy.graph.annotate import check_annotation, read_annotation
+from axe_deploy.graph.annotate import check_annotation
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import GraphError, node_attr, quant_layers, quant_spec
 
 AFFINE_OPS = ("Mul", "Add", "Sub", "Div", "BatchNormalization")
@@ -129,17 +131,14 @@ class ConvertLayersToMVAU(Transformation):
     def apply(self, model: ModelWrapper):
         for layer in reversed(quant_layers(model)):  # reversed: node indices stay valid
             node = model.graph.node[layer.node_index]
-            props = read_annotation(node)
-            if props is None:
-                raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
-                                 f"accumulator annotation; run the annotate step first")
-            check_annotation(layer, props)
-            self._convert(model, node, layer, props)
+            annotation = Annotation.required(node, layer.layer_name)
+            check_annotation(layer, annotation)
+            self._convert(model, node, layer, annotation)
         remove_dead_nodes(model)
         return model, False
 
     @staticmethod
-    def _convert(model, node, layer, props):
+    def _convert(model, node, layer, annotation: Annotation):
         s_x = float(layer.input.scale.reshape(-1)[0])
         s_w = layer.weight.scale.reshape(-1).astype(np.float64)
         bias = layer_bias(model, node, layer.M)
@@ -149,9 +148,9 @@ class ConvertLayersToMVAU(Transformation):
             mul, add, after, affine = np.ones(layer.M), np.zeros(layer.M), node.output[0], []  # not absorbed
         s_w, bias = s_w * mul, bias * mul + add  # the real output is s_x·s_w·acc + bias, per channel
         name, q, vectors = layer.layer_name, layer.q, 1
-        tiled = int(props.get("tile_size", "0")) > 0
-        tiles = dict(tileSize=int(props["tile_size"]), outerAccDataType=props["outer_accumulator_datatype"],
-                     outerAccRange=props["outer_accumulator_range"]) if tiled else {}
+        tiled = annotation.tile_size > 0
+        tiles = dict(tileSize=annotation.tile_size, outerAccDataType=annotation.outer_accumulator_datatype,
+                     outerAccRange=json.dumps(list(annotation.outer_accumulator_range))) if tiled else {}
         end = act.output[0] if act is not None else after
         x_in, y_out = node.input[0], end
         pre, post = [], []
@@ -174,7 +173,7 @@ class ConvertLayersToMVAU(Transformation):
         common = dict(domain=DOMAIN, MW=layer.K, MH=layer.M, SIMD=1, PE=1, numInputVectors=vectors,
                       inputDataType=layer.input.datatype, weightDataType=layer.weight.datatype,
                       inputNarrow=int(layer.input.narrow and layer.input.signed),
-                      accDataType=props["accumulator_datatype"], accRange=props["accumulator_range"],
+                      accDataType=annotation.accumulator_datatype, accRange=json.dumps(list(annotation.accumulator_range)),
                       layer_name=name, mem_mode="internal_embedded", **tiles)
         w_name = model.make_new_valueinfo_name()
         model.set_initializer(w_name, q.T.astype(np.int64).copy())
@@ -201,7 +200,7 @@ class ConvertLayersToMVAU(Transformation):
             s_name, b_name = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
             model.set_initializer(s_name, (s_x * s_w).astype(np.float32))
             model.set_initializer(b_name, bias.astype(np.float32))
-            out_type = props["outer_accumulator_datatype"] if tiled else props["accumulator_datatype"]
+            out_type = annotation.whole_datatype
             new = [helper.make_node("MVAU", [x_in, w_name], [acc], name=f"MVAU_{name}", ActVal=0,
                                     noActivation=1, outputDataType=out_type, **common),
                    helper.make_node("ChannelwiseAffine", [acc, s_name, b_name], [y_out],

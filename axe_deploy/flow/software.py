@@ -16,7 +16,8 @@ from axe_deploy.core.layer_glob import for_every_layer, layer_values
 from axe_deploy.flow import checks
 from axe_deploy.flow.state import BuildState
 from axe_deploy.graph import foreign
-from axe_deploy.graph.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
+from axe_deploy.graph.annotate import AnnotateAccumulators, copy_annotations
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import quant_layers
 from axe_deploy.graph.validate import accuracy, integer_check
 from axe_deploy.ptq.device import resolve_device
@@ -106,21 +107,16 @@ def _layer_rows(state: BuildState) -> list[dict]:
     layer_checks = {c.name: c for c in integer_check(qonnx, state.qonnx_context)}
     rows = []
     for layer in quant_layers(qonnx):
-        props = read_annotation(qonnx.graph.node[layer.node_index])
+        annotation = Annotation.of(qonnx.graph.node[layer.node_index])
         check = layer_checks[layer.layer_name]
         info = state.ptq.get(layer.layer_name)
         row = {
             "name": layer.layer_name, "op": layer.op, "M": layer.M, "K": layer.K,
-            "weight_datatype": props["weight_datatype"], "input_datatype": props["input_datatype"],
-            "tile_size": int(props["tile_size"]),
-            "accumulator_datatype": props["accumulator_datatype"],
-            "accumulator_range": list(annotation_range(props)),
-            "datatype_bound_bits": int(props["datatype_bound_bits"]),
+            "weight_datatype": annotation.weight_datatype, "input_datatype": annotation.input_datatype,
+            **annotation.row(),
             "exact_bits": check.exact_bits,
             "overflow_free": check.overflow_free,
             "observed_range": list(check.observed_range),
-            "target_accumulator_bits": int(props.get("target_accumulator_bits", 0)) or None,
-            "outer_accumulator_datatype": props.get("outer_accumulator_datatype"),
             "algorithm": info.algorithm if info else "rtn (skipped)" if b is not None else "imported",
             "ptq_seconds": round(info.seconds, 4) if info else 0.0,
         }

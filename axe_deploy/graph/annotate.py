@@ -1,59 +1,21 @@
 """Accumulator annotations on quantized compute nodes (docs/reference.md, "The annotation contract").
 
-Every Gemm / MatMul / Conv with integer weights gets ``node.metadata_props`` entries
+Every Gemm / MatMul / Conv with integer weights gets an :class:`~axe_deploy.graph.annotation.Annotation`
 with the minimal accumulator DataType that holds its exact worst-case range, computed
 by :mod:`axe_deploy.core.accumulator` from the weights in the graph. Stages after this one
-read widths with :func:`read_annotation`; they never recompute them.
+read widths with ``Annotation.of(node)``; they never recompute them.
 """
 
 from __future__ import annotations
 
-import json
-
-from onnx import StringStringEntryProto
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
 from axe_deploy.core import accumulator
 from axe_deploy.core.layer_glob import match_layer
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import COMPUTE_OPS, GraphError, quant_layers
-
-PREFIX = "axe_deploy."
-
-
-def _set_props(node, props: dict[str, str]) -> None:
-    keep = [p for p in node.metadata_props if not p.key.startswith(PREFIX)]
-    del node.metadata_props[:]
-    node.metadata_props.extend(keep)
-    for k, v in props.items():
-        node.metadata_props.append(StringStringEntryProto(key=PREFIX + k, value=str(v)))
-
-
-def read_annotation(node) -> dict[str, str] | None:
-    """The ``axe_deploy.*`` metadata of a node without the prefix, or None if it has none."""
-    props = {p.key[len(PREFIX):]: p.value for p in node.metadata_props if p.key.startswith(PREFIX)}
-    return props or None
-
-
-def annotation_range(props: dict[str, str]) -> tuple[int, int]:
-    lo, hi = json.loads(props["accumulator_range"])
-    return int(lo), int(hi)
-
-
-def one_accumulator(props: dict[str, str], compiler: str) -> tuple[str, tuple[int, int], str | None]:
-    """What a compiler with one accumulator per layer (FINN, hls4ml) must hold: the annotated
-    DataType and range, or for a multi-stage layer (T > 0) the outer ones, which hold the
-    whole dot product, with a note that says so (else None)."""
-    tile = int(props["tile_size"])
-    if not tile:
-        return props["accumulator_datatype"], annotation_range(props), None
-    outer = props["outer_accumulator_datatype"]
-    lo, hi = json.loads(props["outer_accumulator_range"])
-    return outer, (int(lo), int(hi)), (
-        f"layer '{props['layer_name']}' accumulates in tiles of T={tile} ({props['accumulator_datatype']} "
-        f"each); {compiler} has one accumulator per layer, so it gets the outer width {outer} and the "
-        f"tiling is not used")
 
 
 def layer_accumulator(layer, tile_size: int) -> accumulator.AccumulatorInfo:
@@ -101,36 +63,27 @@ class AnnotateAccumulators(Transformation):
                                  f"accumulator range [{info.lo}, {info.hi}] needs {info.exact_bits} bits, "
                                  f"more than the target of {target}; quantize with AXE "
                                  f"(quant.algorithm gpfq/optq/spfq with quant.accumulator_bits)")
-            props = {
-                "accumulator_datatype": info.datatype,
-                "tile_size": info.tile_size,
-                "accumulator_range": json.dumps([info.lo, info.hi]),
-                "input_datatype": layer.input.datatype,
-                "weight_datatype": layer.weight.datatype,
-                "layer_name": layer.layer_name,
-                "datatype_bound_bits": info.datatype_bound_bits,
-            }
-            if info.tile_size:
-                props["outer_accumulator_datatype"] = info.outer_datatype
-                props["outer_accumulator_range"] = json.dumps([info.outer_lo, info.outer_hi])
-            if target:
-                props["target_accumulator_bits"] = target
-            _set_props(node, props)
+            Annotation(layer_name=layer.layer_name, accumulator_datatype=info.datatype,
+                       accumulator_range=(info.lo, info.hi), tile_size=info.tile_size,
+                       input_datatype=layer.input.datatype, weight_datatype=layer.weight.datatype,
+                       datatype_bound_bits=info.datatype_bound_bits,
+                       outer_accumulator_datatype=info.outer_datatype if info.tile_size else None,
+                       outer_accumulator_range=(info.outer_lo, info.outer_hi) if info.tile_size else None,
+                       target_accumulator_bits=target or None).write(node)
         return model, False
 
 
-def check_annotation(layer, props: dict[str, str]) -> None:
+def check_annotation(layer, annotation: Annotation) -> None:
     """GraphError naming the layer unless its annotated accumulator DataType holds the exact
     range of its weights (computed by :mod:`axe_deploy.core.accumulator`) and the annotated range."""
     where = f"layer '{layer.layer_name}'"
     try:
-        dt = DataType[props["accumulator_datatype"]]
-        lo, hi = annotation_range(props)
-        T = int(props.get("tile_size", "0"))
-    except (KeyError, ValueError, TypeError) as e:
-        raise GraphError(f"{where}: malformed accumulator annotation {props} ({e}); run the annotate step "
-                         f"again") from None
-    info = layer_accumulator(layer, T)
+        dt = DataType[annotation.accumulator_datatype]
+    except KeyError:
+        raise GraphError(f"{where}: annotated accumulator {annotation.accumulator_datatype!r} is not a QONNX "
+                         f"DataType; run the annotate step again") from None
+    lo, hi = annotation.accumulator_range
+    info = layer_accumulator(layer, annotation.tile_size)
     if lo > info.lo or hi < info.hi:
         raise GraphError(f"{where}: annotated accumulator range [{lo}, {hi}] is narrower than the exact range "
                          f"[{info.lo}, {info.hi}] of its weights; run the annotate step again")
@@ -148,6 +101,6 @@ def copy_annotations(src: ModelWrapper, dst: ModelWrapper) -> None:
         raise GraphError(f"QONNX and QCDQ graphs differ in compute nodes: "
                          f"{[n.op_type for n in a]} vs {[n.op_type for n in b]}")
     for na, nb in zip(a, b):
-        props = read_annotation(na)
-        if props:
-            _set_props(nb, props)
+        annotation = Annotation.of(na)
+        if annotation:
+            annotation.write(nb)

@@ -18,7 +18,8 @@ from pathlib import Path
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy.graph.annotate import AnnotateAccumulators, annotation_range, copy_annotations, read_annotation
+from axe_deploy.graph.annotate import AnnotateAccumulators, copy_annotations
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.foreign import read_graph, tidy_graph
 from axe_deploy.graph.layers import quant_layers
 
@@ -27,16 +28,11 @@ def _annotated_rows(model: ModelWrapper) -> list[dict]:
     rows = []
     for layer in quant_layers(model):
         node = model.graph.node[layer.node_index]
-        props = read_annotation(node) or {}
+        annotation = Annotation.of(node)
         row = {"name": layer.layer_name, "node": node.name, "op": layer.op, "M": layer.M, "K": layer.K,
                "weight_datatype": layer.weight.datatype, "input_datatype": layer.input.datatype}
-        if props:
-            row.update(tile_size=int(props["tile_size"]), accumulator_datatype=props["accumulator_datatype"],
-                       accumulator_range=list(annotation_range(props)),
-                       datatype_bound_bits=int(props["datatype_bound_bits"]),
-                       outer_accumulator_datatype=props.get("outer_accumulator_datatype"),
-                       target_accumulator_bits=int(props["target_accumulator_bits"])
-                       if "target_accumulator_bits" in props else None)
+        if annotation:
+            row.update(annotation.row())
         rows.append(row)
     return rows
 
@@ -66,8 +62,8 @@ def check_rows(model: ModelWrapper) -> list[dict]:
         tile = row.get("tile_size", 0)
         if tile not in exact_by_tile:
             exact_by_tile[tile] = ModelWrapper(model.model.__deepcopy__()).transform(AnnotateAccumulators({"*": tile}))
-        props = read_annotation(exact_by_tile[tile].graph.node[layer.node_index])
-        need, lo_hi = DataType[props["accumulator_datatype"]], list(annotation_range(props))
+        exact = Annotation.of(exact_by_tile[tile].graph.node[layer.node_index])
+        need, lo_hi = DataType[exact.accumulator_datatype], list(exact.accumulator_range)
         row.update(exact_datatype=need.name, exact_bits=need.bitwidth(), exact_range=lo_hi)
         if "accumulator_datatype" not in row:
             row.update(status="violation: not annotated", slack_bits=None)

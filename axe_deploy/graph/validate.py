@@ -20,7 +20,7 @@ from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
 
 from axe_deploy.core import accumulator
-from axe_deploy.graph.annotate import annotation_range, read_annotation
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import GraphError, QuantLayer, quant_layers
 
 
@@ -98,12 +98,12 @@ def _fits(values: np.ndarray, dtype: DataType) -> bool:
     return bool(values.size == 0 or (values.min() >= dtype.min() and values.max() <= dtype.max()))
 
 
-def check_layer(layer: QuantLayer, props: dict, x_int: np.ndarray) -> LayerCheck:
+def check_layer(layer: QuantLayer, annotation: Annotation, x_int: np.ndarray) -> LayerCheck:
     """Real and worst-case accumulators of one layer against its annotation."""
-    T = int(props.get("tile_size", 0))
-    inner = DataType[props["accumulator_datatype"]]
-    outer = DataType[props.get("outer_accumulator_datatype", props["accumulator_datatype"])]
-    lo, hi = annotation_range(props)
+    T = annotation.tile_size
+    inner = DataType[annotation.accumulator_datatype]
+    outer = DataType[annotation.whole_datatype]
+    lo, hi = annotation.accumulator_range
     x_min, x_max = accumulator.input_bounds(*layer.input.range_format)
     x_hi, x_lo = accumulator.worst_case_inputs(layer.q, x_min, x_max)
     worst = np.stack([(x_hi * layer.q).sum(1), (x_lo * layer.q).sum(1)])
@@ -133,12 +133,9 @@ def integer_check(model: ModelWrapper, context: dict[str, np.ndarray]) -> list[L
     checks = []
     for layer in quant_layers(model):
         node = model.graph.node[layer.node_index]
-        props = read_annotation(node)
-        if props is None:
-            raise GraphError(f"{node.op_type} node '{node.name}' ({layer.layer_name}) has no "
-                             f"accumulator annotation; run the annotate step first")
+        annotation = Annotation.required(node, layer.layer_name)
         x_int = layer_integer_inputs(layer, node, context[node.input[0]])
-        checks.append(check_layer(layer, props, x_int))
+        checks.append(check_layer(layer, annotation, x_int))
     return checks
 
 

@@ -160,19 +160,19 @@ def accumulator_entries(model: ModelWrapper) -> tuple[list[dict], list[str]]:
     FINN has one accumulator per MVAU: a multi-stage layer (T > 0) is handed over with its
     outer accumulator (which holds the whole dot product); the notes say so.
     """
-    from axe_deploy.graph.annotate import one_accumulator, read_annotation
+    from axe_deploy.graph.annotation import Annotation
     from axe_deploy.graph.layers import COMPUTE_OPS
 
     entries, notes = [], []
     for node in model.graph.node:
-        props = read_annotation(node) if node.op_type in COMPUTE_OPS else None
-        if not props:
+        annotation = Annotation.of(node) if node.op_type in COMPUTE_OPS else None
+        if not annotation:
             continue
-        datatype, (lo, hi), note = one_accumulator(props, "FINN")
-        entry = {"name": props["layer_name"], "accumulator_datatype": datatype, "accumulator_range": [lo, hi],
-                 "tile_size": int(props["tile_size"])}
+        datatype, (lo, hi), note = annotation.one_accumulator("FINN")
+        entry = {"name": annotation.layer_name, "accumulator_datatype": datatype, "accumulator_range": [lo, hi],
+                 "tile_size": annotation.tile_size}
         if note:
-            entry["inner_accumulator_datatype"] = props["accumulator_datatype"]
+            entry["inner_accumulator_datatype"] = annotation.accumulator_datatype
             notes.append(note)
         entries.append(entry)
     return entries, notes

@@ -26,7 +26,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
 from axe_deploy.core import accumulator
-from axe_deploy.graph.annotate import one_accumulator, read_annotation
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import COMPUTE_OPS, GraphError, input_quant_node, quant_layers
 from axe_deploy.handoff.hls4ml_graph import hls4ml_graph
 
@@ -105,15 +105,15 @@ def hls_config(model: ModelWrapper) -> tuple[dict, dict, list[str]]:
     A multi-stage layer (T > 0) gets its outer width: hls4ml accumulates the whole row in one."""
     layers, record, notes = {}, {}, []
     for node in model.graph.node:
-        props = read_annotation(node) if node.op_type in COMPUTE_OPS else None
-        if not props:
+        annotation = Annotation.of(node) if node.op_type in COMPUTE_OPS else None
+        if not annotation:
             continue
-        dt, _, note = one_accumulator(props, "hls4ml")
+        dt, _, note = annotation.one_accumulator("hls4ml")
         notes += [note] if note else []
         acc = _fixed(DataType[dt], _fraction_bits(model, node))
         layers[node.name] = {"Precision": {"accum": acc, "result": acc, "bias": acc,
-                                           "weight": _fixed(DataType[props["weight_datatype"]])}}
-        record[props["layer_name"]] = {"node": node.name, "accumulator_datatype": dt, "accum_t": acc}
+                                           "weight": _fixed(DataType[annotation.weight_datatype])}}
+        record[annotation.layer_name] = {"node": node.name, "accumulator_datatype": dt, "accum_t": acc}
     if not layers:
         raise GraphError("no annotated layer in the graph: run the annotate step before the hls4ml handoff")
     return ({"Model": {"Precision": {"default": DEFAULT_PRECISION}, "ReuseFactor": 1, "Strategy": "Latency"},

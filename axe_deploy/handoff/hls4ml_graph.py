@@ -19,7 +19,7 @@ from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
 from qonnx.transformation.gemm_to_matmul import GemmToMatMul
 from qonnx.util.cleanup import cleanup_model
 
-from axe_deploy.graph.annotate import read_annotation
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.dataflow.helpers import layer_bias, remove_dead_nodes
 from axe_deploy.graph.layers import GraphError, integer_weights, quant_layers, weight_quant_node
 from axe_deploy.handoff.finn_graph import StaticBatchOne
@@ -39,7 +39,7 @@ class FoldWeightScales(Transformation):
     def apply(self, model: ModelWrapper):
         for layer in reversed(quant_layers(model)):
             node = model.graph.node[layer.node_index]
-            if read_annotation(node) is None:
+            if Annotation.of(node) is None:
                 continue
             wq, _ = weight_quant_node(model, node)
             q, wspec = integer_weights(model, node)  # [M, K], per-channel scale [M]
