@@ -79,9 +79,9 @@ def layer(K: int, samples: int, P: int, threads: int) -> bool:
 
 def llm(quick: bool, threads: int) -> bool:
     cfg = config.load(FLOW, ["model.name=llama-tiny", "quant.calibration_samples=1024"] if quick else [])
-    q = cfg["quant"]
+    q = cfg.quant.as_dict()
     torch.set_num_threads(threads)
-    bundle = zoo.build(cfg["model"]["name"], weight_bits=q["weight_bits"], act_bits=q["act_bits"],
+    bundle = zoo.build(cfg.model.name, weight_bits=q["weight_bits"], act_bits=q["act_bits"],
                        input_bits=q["input_bits"], calibration_samples=q["calibration_samples"])
     pristine = copy.deepcopy(bundle.quant_model)
     rows = {}
@@ -96,7 +96,7 @@ def llm(quick: bool, threads: int) -> bool:
     differ = sum(float((a != b).double().sum()) for a, b in weights) / sum(a.numel() for a, _ in weights)
     P = q["accumulator_bits"]
     ok = max(bits_cpu, bits_gpu) <= P and abs(ppl_cpu - ppl_gpu) <= 0.01 * ppl_cpu and differ < 0.01
-    print(f"{cfg['model']['name']} decoder by decoder, {q['algorithm']} + AXE P_I = {P}, T = {q['tile_size']}")
+    print(f"{cfg.model.name} decoder by decoder, {q['algorithm']} + AXE P_I = {P}, T = {q['tile_size']}")
     print(f"  CPU ({threads} thread{'s' * (threads > 1)}): {t_cpu:8.1f} s   CUDA: {t_gpu:7.1f} s   "
           f"speed-up {t_cpu / t_gpu:.1f}x")
     print(f"  perplexity CPU {ppl_cpu:.3f} / CUDA {ppl_gpu:.3f}; widest tile CPU {bits_cpu} / CUDA {bits_gpu} bits; "

@@ -59,7 +59,7 @@ def main() -> int:
         t_ray = time.perf_counter() - start
         load_after = os.getloadavg()
     same = comparable(local["points"]) == comparable(on_ray["points"])
-    print(f"{cfg['model']['name']}: {n} points ({args.methods}; P {args.bits}; seeds {args.seeds}) "
+    print(f"{cfg.model.name}: {n} points ({args.methods}; P {args.bits}; seeds {args.seeds}) "
           f"on {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
     busy = {name: sum(p["seconds"] for p in r["points"]) for name, r in (("local", local), ("ray", on_ray))}
     print(f"in-process:              {t_local:7.1f} s   (points {busy['local']:.1f} s)")

@@ -19,8 +19,8 @@ def write(tmp_path, text):
 
 def test_default_flow_loads_with_documented_values():
     cfg = config.load(DEFAULT)
-    assert cfg["model"]["name"] == "digits-mlp"
-    assert (cfg["quant"]["weight_bits"], cfg["quant"]["act_bits"], cfg["quant"]["input_bits"]) == (4, 4, 8)
+    assert cfg.model.name == "digits-mlp"
+    assert (cfg.quant.weight_bits, cfg.quant.act_bits, cfg.quant.input_bits) == (4, 4, 8)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -43,8 +43,8 @@ def test_bad_flow_files_name_file_and_key(tmp_path, text, expected):
 
 def test_overrides_are_typed_and_checked():
     cfg = config.load(DEFAULT, ["quant.weight_bits=3", "quant.algorithm=gpfq", 'quant.layers."fc3".weight_bits=8'])
-    assert cfg["quant"]["weight_bits"] == 3 and cfg["quant"]["algorithm"] == "gpfq"
-    assert cfg["quant"]["layers"]["fc3"] == {"accumulator_bits": 10, "weight_bits": 8}  # merged into the file's
+    assert cfg.quant.weight_bits == 3 and cfg.quant.algorithm == "gpfq"
+    assert cfg.quant.layers["fc3"] == {"accumulator_bits": 10, "weight_bits": 8}  # merged into the file's
     with pytest.raises(config.FlowConfigError, match="quant.weight_bits"):
         config.load(DEFAULT, ["quant.weight_bits=abc"])
     with pytest.raises(config.FlowConfigError, match="section.key=value"):

@@ -21,12 +21,12 @@ def test_missing_tools_name_the_steps(monkeypatch):
     cfg = config.load(DEFAULT)
     have = {"verilator"}
     monkeypatch.setattr(tools.shutil, "which", lambda p: f"/bin/{p}" if p in have else None)
-    assert tools.missing_tool_steps(SOFTWARE_AND_HW, cfg) == {"synthesize": "yosys"}
-    cfg["hardware"]["simulator"] = "icarus"  # asked for explicitly: verilator does not stand in
-    assert tools.missing_tool_steps(SOFTWARE_AND_HW, cfg) == {"simulate": "iverilog+vvp", "synthesize": "yosys"}
+    assert tools.missing_tool_steps(SOFTWARE_AND_HW, cfg.hardware.simulator) == {"synthesize": "yosys"}
+    cfg.hardware.simulator = "icarus"  # asked for explicitly: verilator does not stand in
+    assert tools.missing_tool_steps(SOFTWARE_AND_HW, cfg.hardware.simulator) == {"simulate": "iverilog+vvp", "synthesize": "yosys"}
     have = {"iverilog", "vvp", "yosys"}
-    assert tools.missing_tool_steps(SOFTWARE_AND_HW, cfg) == {}
-    assert tools.missing_tool_steps(["build_models", "report"], cfg) == {}
+    assert tools.missing_tool_steps(SOFTWARE_AND_HW, cfg.hardware.simulator) == {}
+    assert tools.missing_tool_steps(["build_models", "report"], cfg.hardware.simulator) == {}
     notice = tools.skip_notice({"simulate": "verilator or iverilog+vvp", "synthesize": "yosys"})
     assert "\n" not in notice and "simulate, synthesize" in notice and tools.INSTALL_COMMAND in notice
 
@@ -76,6 +76,6 @@ def test_sweep_ignores_the_default_flows_per_layer_targets():
     """The default flow sets a target P per layer; a sweep sets P (and T) itself."""
     from axe_deploy.flow import sweep
     cfg = config.load(DEFAULT, ["quant.calibration_samples=256"])
-    assert cfg["quant"]["layers"]["fc1"]["accumulator_bits"] == 13
+    assert cfg.quant.layers["fc1"]["accumulator_bits"] == 13
     point = sweep.run_point(cfg, "rtn", None, 0, 0)
     assert point["exact_bits"] == point["P"] > 13  # round-to-nearest, unconstrained

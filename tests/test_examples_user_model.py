@@ -21,14 +21,14 @@ HARDWARE = SOFTWARE[:-1] + ["lower", "fold", "rtl", "simulate", "report"]
 def test_example_reaches_three_bits_below_round_to_nearest_bit_exactly(flow, tmp_path):
     path = EXAMPLES / flow
     cfg = config.load(path, ["hardware.sim_vectors=48"])
-    targets = {pattern: s["accumulator_bits"] for pattern, s in cfg["quant"]["layers"].items()}
+    targets = {pattern: s["accumulator_bits"] for pattern, s in cfg.quant.layers.items()}
     rtn = copy.deepcopy(cfg)
-    rtn["quant"].update(algorithm="rtn", layers={})
-    rtn["flow"]["steps"] = SOFTWARE
+    rtn.quant.algorithm, rtn.quant.layers = "rtn", {}
+    rtn.flow.steps = SOFTWARE
     needed = {l["name"]: l["exact_bits"] for l in
               run_flow(rtn, tmp_path / "rtn", where=str(path), progress=lambda s: None)["layers"]}
     assert needed == {name: P + 3 for name, P in targets.items()}  # the file's targets: 3 bits below
-    cfg["flow"]["steps"] = HARDWARE
+    cfg.flow.steps = HARDWARE
     report = run_flow(cfg, tmp_path / "axe", where=str(path), progress=lambda s: None)
     for layer in report["layers"]:
         assert layer["exact_bits"] <= targets[layer["name"]] and layer["overflow_free"]

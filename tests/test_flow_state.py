@@ -47,9 +47,9 @@ class FileLedger:
         return run
 
 
-def _flow(**hardware) -> dict:
+def _flow() -> config.FlowConfig:
     cfg = config.load(Path(__file__).parents[1] / "flows" / "digits_mlp.toml")
-    cfg["hardware"].update(sim_vectors=8, compare_widths=False, **hardware)
+    cfg.hardware.update(sim_vectors=8, compare_widths=False, **hardware)
     return cfg
 
 
@@ -82,14 +82,14 @@ def test_no_step_reads_another_steps_file_and_onnxruntime_runs_once(tmp_path, mo
 def test_from_to_resumes_an_earlier_build(tmp_path):
     out = tmp_path / "b"
     cfg = _flow()
-    cfg["flow"]["steps"] = ["build_models", "quantize", "export", "annotate", "validate", "lower", "fold", "rtl",
+    cfg.flow.steps = ["build_models", "quantize", "export", "annotate", "validate", "lower", "fold", "rtl",
                             "simulate", "report"]
-    if "simulate" in tools.missing_tool_steps(cfg["flow"]["steps"], cfg):
+    if "simulate" in tools.missing_tool_steps(cfg.flow.steps, cfg.hardware.simulator):
         pytest.skip("no RTL simulator: " + tools.skip_notice(["simulate"]))
     first = runner.run_flow(cfg, out, progress=lambda s: None)
     assert first["checks"]["rtl_bit_exact"]["passed"]
     # new folding, RTL again, no simulation: the earlier RTL verdicts no longer hold
-    cfg["hardware"]["folding"] = {"fc1": {"PE": 2, "SIMD": 2}}
+    cfg.hardware.folding = {"fc1": {"PE": 2, "SIMD": 2}}
     second = runner.run_flow(cfg, out, progress=lambda s: None, first="fold", last="rtl")
     assert second["resumed_from"] == "fold"
     assert list(second["timings_s"]) == ["fold", "rtl"]

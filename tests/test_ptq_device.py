@@ -19,8 +19,8 @@ no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has 
 
 
 def test_device_key_is_checked_like_every_key():
-    assert config.load(DEFAULT_FLOW)["quant"]["device"] == "auto"
-    assert config.load(DEFAULT_FLOW, ["quant.device=cpu"])["quant"]["device"] == "cpu"
+    assert config.load(DEFAULT_FLOW).quant.device == "auto"
+    assert config.load(DEFAULT_FLOW, ["quant.device=cpu"]).quant.device == "cpu"
     with pytest.raises(config.FlowConfigError, match=r"'quant.device' = 'gpu' is not allowed; allowed values: auto, cpu, cuda"):
         config.load(DEFAULT_FLOW, ["quant.device=gpu"])
     with pytest.raises(config.FlowConfigError, match="'quant.device' expects string"):

@@ -260,10 +260,10 @@ def test_module_flow_key_imports_from_the_flow_folder(tmp_path):
     flow.write_text('[model]\nmodule = "user_net_i11:build"\n[quant]\nweight_bits = 3\n')
     cfg = config.load(flow)
     check_flow(cfg, str(flow))
-    bundle = build_user_bundle(cfg["model"]["module"], cfg["quant"], tmp_path)
+    bundle = build_user_bundle(cfg.model.module, cfg.quant.as_dict(), tmp_path)
     assert isinstance(bundle, ModelBundle) and bundle.name == "user-3"
     with pytest.raises(ValueError, match=r"returned int, not an axe_deploy.ModelBundle"):
-        build_user_bundle("user_net_i11:not_a_bundle", cfg["quant"], tmp_path)
+        build_user_bundle("user_net_i11:not_a_bundle", cfg.quant.as_dict(), tmp_path)
     with pytest.raises(ValueError, match=r"'user_net_i11' has no function 'missing'"):
         check_flow(config.load(flow, ["model.module=user_net_i11:missing"]), str(flow))
     with pytest.raises(ValueError, match=r"cannot import 'no_such_module_i11'.*looked for in"):

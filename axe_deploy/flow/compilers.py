@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from axe_deploy.flow import checks
-from axe_deploy.flow.config import FlowConfigError
+from axe_deploy.flow.config import FlowConfig, FlowConfigError
 from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
 from axe_deploy.flow.state import BuildState
 from axe_deploy.zoo import cache_dir
@@ -34,10 +34,10 @@ FINN_TIMEOUT_S = 1800
 MAX_ABS_DIFF = 1e-4  # FINN's and hls4ml's float outputs against onnxruntime
 
 
-def finn_root(cfg: dict | None = None) -> Path:
+def finn_root(cfg: FlowConfig | None = None) -> Path:
     """FINN's source: [finn] root, $FINN_ROOT, else the snapshot ``shared/vendor/finn`` beside the
     repository (``../shared/vendor/finn``) or beside one of its parent folders."""
-    explicit = (cfg or {}).get("finn", {}).get("root") or os.environ.get("FINN_ROOT")
+    explicit = (cfg.finn.root if cfg else "") or os.environ.get("FINN_ROOT")
     if explicit:
         root = Path(explicit).expanduser()
         if not (root / "src" / "finn").is_dir():
@@ -52,11 +52,11 @@ def finn_root(cfg: dict | None = None) -> Path:
                           "(the snapshot is ../shared/vendor/finn)")
 
 
-def finn_venv(cfg: dict | None = None) -> Path:
+def finn_venv(cfg: FlowConfig | None = None) -> Path:
     """FINN's venv: [finn] venv, $AXE_DEPLOY_FINN_VENV, else finn-venv in the zoo's cache folder
     ($AXE_DEPLOY_CACHE or ~/.cache/axe-deploy), built there with the snapshot's make_venv.sh
     when absent (~1-3 min, once)."""
-    explicit = (cfg or {}).get("finn", {}).get("venv") or os.environ.get("AXE_DEPLOY_FINN_VENV")
+    explicit = (cfg.finn.venv if cfg else "") or os.environ.get("AXE_DEPLOY_FINN_VENV")
     venv = Path(explicit).expanduser() if explicit else cache_dir() / "finn-venv"
     python = venv / "bin" / "python"
     if python.exists() and (venv / "finn_env.sh").exists():
@@ -127,7 +127,7 @@ class FinnBuildError(RuntimeError):
     """FINN's Vivado-free build of a handoff stopped; the message has the end of its output."""
 
 
-def run_finn_handoff(folder: Path, x: np.ndarray, cfg: dict | None = None) -> dict:
+def run_finn_handoff(folder: Path, x: np.ndarray, cfg: FlowConfig | None = None) -> dict:
     """The FINN handoff in ``folder`` through FINN's Vivado-free steps in FINN's venv, then FINN's
     ``execute_onnx`` on ``x`` (float inputs, quantized as ``input_quantization.json`` says).
 
@@ -168,7 +168,7 @@ def run_finn_handoff(folder: Path, x: np.ndarray, cfg: dict | None = None) -> di
     }
 
 
-def step_finn(state: BuildState, cfg: dict) -> BuildState:
+def step_finn(state: BuildState, cfg: FlowConfig) -> BuildState:
     """Run the FINN handoff's Vivado-free steps in FINN's venv; record the ``finn`` section."""
     folder = state.out / "finn"
     if not (folder / "build.py").is_file():
@@ -234,7 +234,7 @@ def run_hls4ml_build(folder: Path, x: np.ndarray, *, config: Path | None = None,
     return y, _json(Path(output_dir) / "accum_types.json")
 
 
-def step_hls4ml(state: BuildState, cfg: dict) -> BuildState:
+def step_hls4ml(state: BuildState, cfg: FlowConfig) -> BuildState:
     """Convert and compile the hls4ml handoff, run its C model on the test and worst-case inputs."""
     folder = state.out / "hls4ml"
     handoff = state.report.get("handoff", {}).get("hls4ml", {})

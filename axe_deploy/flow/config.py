@@ -1,19 +1,23 @@
-"""Flow files: a TOML schema with defaults, checked before anything runs.
+"""Flow files: a TOML schema with defaults, checked before anything runs, read into a
+typed :class:`FlowConfig`.
 
 A flow file has one table per stage (``[flow]``, ``[model]``, ``[quant]``, ...). Every key
-is declared here once, with its type, default and allowed values; an unknown key, a wrong
-type or a value outside the allowed set stops with the file, the key and what is allowed.
-``--set section.key=value`` overrides are parsed as TOML values and checked the same way.
+is declared here once (:data:`SCHEMA`), with its type, default and allowed values; an
+unknown key, a wrong type or a value outside the allowed set stops with the file, the key
+and what is allowed. ``--set section.key=value`` overrides are parsed as TOML values and
+checked the same way. The checked file is a :class:`FlowConfig`: one dataclass per table,
+with a typed field per key (``cfg.quant.weight_bits``), made from the same declarations.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from axe_deploy.core.layer_glob import layer_values
 from axe_deploy.ptq import ALGORITHMS
@@ -106,6 +110,51 @@ SCHEMA: dict[str, dict[str, Key]] = {
 }
 
 
+
+def _field_type(spec: Key):
+    kinds = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    kind = kinds[0] if len(kinds) == 1 else Any
+    return Optional[kind] if spec.default is None else kind
+
+
+def _section_class(section: str, keys: dict[str, Key]) -> type:
+    """A dataclass for one table of the flow file: a typed field per key, with its default."""
+    fields = [(name, _field_type(spec), dataclasses.field(default_factory=lambda d=spec.default: copy.deepcopy(d),
+                                                          metadata={"key": spec}))
+              for name, spec in keys.items()]
+    return dataclasses.make_dataclass(f"{section.capitalize()}Config", fields, namespace={
+        "__doc__": f"The [{section}] table of a flow file (keys: SCHEMA[{section!r}]).",
+        "as_dict": lambda self: dataclasses.asdict(self)})
+
+
+SECTIONS: dict[str, type] = {section: _section_class(section, keys) for section, keys in SCHEMA.items()}
+for _cls in SECTIONS.values():  # importable by name (QuantConfig, ...): pickle sends configs to Ray workers
+    _cls.__module__ = __name__
+    globals()[_cls.__name__] = _cls
+
+
+@dataclass
+class FlowConfig:
+    """A checked flow file: one typed section per table, e.g. ``cfg.quant.weight_bits``."""
+
+    flow: SECTIONS["flow"]
+    model: SECTIONS["model"]
+    data: SECTIONS["data"]
+    quant: SECTIONS["quant"]
+    validate: SECTIONS["validate"]
+    hardware: SECTIONS["hardware"]
+    finn: SECTIONS["finn"]
+
+    def as_dict(self) -> dict:
+        """{table: {key: value}}, as report.json records it."""
+        return {section: getattr(self, section).as_dict() for section in SCHEMA}
+
+    @classmethod
+    def from_dict(cls, tables: dict) -> FlowConfig:
+        """From checked tables (:func:`validate` checks them)."""
+        return cls(**{section: SECTIONS[section](**tables[section]) for section in SCHEMA})
+
+
 def _type_name(t) -> str:
     ts = t if isinstance(t, tuple) else (t,)
     return " or ".join({int: "integer", float: "number", str: "string", bool: "true/false",
@@ -157,8 +206,8 @@ def _check_layers(where: str, layers: dict) -> dict:
     return layers
 
 
-def validate(raw: dict, where: str) -> dict:
-    """Merge ``raw`` over the defaults, checking every key; returns a new nested dict."""
+def validate(raw: dict, where: str) -> FlowConfig:
+    """Merge ``raw`` over the defaults, checking every key; returns the typed config."""
     cfg = defaults()
     for section, table in raw.items():
         if section not in SCHEMA:
@@ -179,13 +228,13 @@ def validate(raw: dict, where: str) -> dict:
     steps = cfg["flow"]["steps"]
     if steps is not None and not all(isinstance(s, str) for s in steps):
         raise FlowConfigError(f"{where}: 'flow.steps' must be a list of step names")
-    return cfg
+    return FlowConfig.from_dict(cfg)
 
 
-def check_export_bits(cfg: dict, where: str) -> None:
+def check_export_bits(cfg: FlowConfig, where: str) -> None:
     """The bit widths Brevitas's QCDQ export takes (EXPORT_BITS), for flows with an export step."""
     lo, hi = EXPORT_BITS
-    q = cfg["quant"]
+    q = cfg.quant.as_dict()
     found = [(f"quant.{k}", q[k]) for k in BIT_KEYS]
     found += [(f'quant.layers."{p}".weight_bits', v) for p, v in layer_values(q, "weight_bits").items()]
     for key, value in found:
@@ -211,10 +260,9 @@ def _check_model_source(where: str, raw_model: dict, cfg: dict) -> None:
                               f"its own data")
 
 
-def model_label(cfg: dict) -> str:
+def model_label(cfg: FlowConfig) -> str:
     """What the report calls the model: the zoo name, the module or the onnx file."""
-    m = cfg["model"]
-    return m["module"] or m["onnx"] or m["name"]
+    return cfg.model.module or cfg.model.onnx or cfg.model.name
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -244,7 +292,7 @@ def _split_dotted(path: str) -> list[str]:
     return parts
 
 
-def load(path: str | Path, overrides: list[str] = ()) -> dict:
+def load(path: str | Path, overrides: list[str] = ()) -> FlowConfig:
     """Read and check a flow file, then apply ``--set`` overrides (checked the same way)."""
     path = Path(path)
     if not path.is_file():

@@ -31,6 +31,7 @@ from axe_deploy.hw.worst_case import run_worst_case
 from axe_deploy.hw.vivado import run_vivado, write_vivado_tcl
 
 from axe_deploy.flow import checks
+from axe_deploy.flow.config import FlowConfig
 from axe_deploy.flow.state import BuildState
 
 
@@ -44,7 +45,7 @@ def run_executor(model, x: np.ndarray) -> tuple[np.ndarray, dict]:
     return ctx[model.graph.output[0].name], streams
 
 
-def step_lower(state: BuildState, cfg: dict) -> BuildState:
+def step_lower(state: BuildState, cfg: FlowConfig) -> BuildState:
     """Annotated QONNX -> dataflow graph; its integer executor must match the reference
     (onnxruntime) on the test inputs. The executor's streams into the first and out of the
     last hardware layer are kept for the RTL simulation."""
@@ -61,7 +62,7 @@ def step_lower(state: BuildState, cfg: dict) -> BuildState:
         "executor_argmax_equal_onnxruntime": argmax_equal,
         "executor_reference": ref.source,
     }
-    atol = cfg["validate"]["atol"]
+    atol = cfg.validate.atol
     checks.record(state.report, "executor_vs_onnxruntime", diff <= atol and argmax_equal == 1.0,
                   f"integer executor vs onnxruntime on {len(x)} test inputs: max |diff| {diff:.2e} "
                   f"({'<=' if diff <= atol else '>'} atol {atol:g}), argmax equal on {argmax_equal:.2%}")
@@ -90,12 +91,12 @@ def _mvaus(layers):
     return [l for l in layers if isinstance(l, MVAULayer)]
 
 
-def step_fold(state: BuildState, cfg: dict) -> BuildState:
-    h = cfg["hardware"]
-    overrides = {name: (f["PE"], f["SIMD"]) for name, f in h["folding"].items()}
-    target = dict(target_cycles=h["target_cycles"] or None)
-    if h["target_fps"]:
-        target = dict(target_fps=h["target_fps"], clock_mhz=h["clock_mhz"])
+def step_fold(state: BuildState, cfg: FlowConfig) -> BuildState:
+    h = cfg.hardware
+    overrides = {name: (f["PE"], f["SIMD"]) for name, f in h.folding.items()}
+    target = dict(target_cycles=h.target_cycles or None)
+    if h.target_fps:
+        target = dict(target_fps=h.target_fps, clock_mhz=h.clock_mhz)
     layers = choose_folding(state.layers, overrides=overrides, **target)
     set_folding(state.dataflow, layers)
     state.layers = layers
@@ -103,25 +104,25 @@ def step_fold(state: BuildState, cfg: dict) -> BuildState:
     state.report["hardware"] = {
         "layers": [_layer_entry(l) for l in layers],
         "cycles_per_inference_estimated": cycles,
-        "clock_mhz": h["clock_mhz"],
-        "inferences_per_second_estimated": h["clock_mhz"] * 1e6 / cycles,
+        "clock_mhz": h.clock_mhz,
+        "inferences_per_second_estimated": h.clock_mhz * 1e6 / cycles,
     }
     return state
 
 
-def step_rtl(state: BuildState, cfg: dict) -> BuildState:
+def step_rtl(state: BuildState, cfg: FlowConfig) -> BuildState:
     state.design = write_rtl(state.layers, state.out / "rtl")
     state.artifacts["rtl"] = "rtl/"
     return state
 
 
-def step_simulate(state: BuildState, cfg: dict) -> BuildState:
+def step_simulate(state: BuildState, cfg: FlowConfig) -> BuildState:
     """The stitched RTL on the test split: bit-exact against the integer executor (and so
     onnxruntime's argmax), with the testbench's shadow-accumulator overflow check."""
-    h = cfg["hardware"]
-    n = h["sim_vectors"] or len(state.executor["x_int"])
+    h = cfg.hardware
+    n = h.sim_vectors or len(state.executor["x_int"])
     x_int, expected = state.executor["x_int"][:n], state.executor["expected"][:n]
-    result = simulate(state.design, x_int, simulator=h["simulator"])
+    result = simulate(state.design, x_int, simulator=h.simulator)
     exact = (result.outputs == expected).all(axis=1) if result.outputs.shape == expected.shape else np.zeros(n, bool)
     state.report["hardware"]["rtl_sim"] = {
         "simulator": result.simulator, "vectors": int(n), "bit_exact_vectors": int(exact.sum()),
@@ -143,14 +144,14 @@ def step_simulate(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
-def _simulate_worst_case(state: BuildState, cfg: dict) -> None:
+def _simulate_worst_case(state: BuildState, cfg: FlowConfig) -> None:
     """Every MVAU on its own on worst-case vectors: the register reaches exactly the
     annotated range with 0 overflows, and overflows one bit narrower (hw/worst_case.py)."""
     # the range the output shows: the outer register's when tiled
     annotated = {node_attr(n, "layer_name"): tuple(json.loads(node_attr(n, "outerAccRange") or node_attr(n, "accRange")))
                  for n in hardware_nodes(state.dataflow) if n.op_type == "MVAU"}
     run = run_worst_case(state.layers, state.out / "rtl_worst_case", annotated,
-                         simulator=cfg["hardware"]["simulator"])
+                         simulator=cfg.hardware.simulator)
     state.report["hardware"]["rtl_worst_case"] = {
         "simulator": run.simulator, "cycles": run.cycles,
         "build_s": round(run.build_s, 2), "run_s": round(run.run_s, 2),
@@ -167,13 +168,13 @@ def _with_acc_bits(layers, bits_of):
             if isinstance(l, MVAULayer) else l for l in layers]
 
 
-def step_synthesize(state: BuildState, cfg: dict) -> BuildState:
+def step_synthesize(state: BuildState, cfg: FlowConfig) -> BuildState:
     """yosys on the design, and on the same network with every accumulator 32 bits and
     with the exact widths the unconstrained (not accumulator-aware) quantization needs;
     a tiled design also one-stage with its own weights' exact widths (its outer widths)."""
     layers = state.layers
     builds = {"synth": state.design}
-    if cfg["hardware"]["compare_widths"]:
+    if cfg.hardware.compare_widths:
         if any(getattr(l, "tile_size", 0) for l in layers):
             builds["synth_one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
                                                   state.out / "rtl_variants" / "one_stage")
@@ -201,13 +202,13 @@ def step_synthesize(state: BuildState, cfg: dict) -> BuildState:
         if "synth_one_stage" in hw:
             hw["lut_ratio_vs_one_stage"] = ours / hw["synth_one_stage"]["mvau_luts"]
         hw["unconstrained_accumulator_bits"] = {l.name: state.unconstrained_bits.get(l.name) for l in _mvaus(layers)}
-    state.artifacts["rtl_variants"] = "rtl_variants/" if cfg["hardware"]["compare_widths"] else None
+    state.artifacts["rtl_variants"] = "rtl_variants/" if cfg.hardware.compare_widths else None
     return state
 
 
-def step_handoff(state: BuildState, cfg: dict) -> BuildState:
+def step_handoff(state: BuildState, cfg: FlowConfig) -> BuildState:
     """FINN and hls4ml handoff files and the Vivado TCL (run only when Vivado is on PATH)."""
-    h = cfg["hardware"]
+    h = cfg.hardware
     try:
         state.worst_case_inputs = hls4ml_worst_case_inputs(state.qonnx)
     except GraphError as e:
@@ -217,14 +218,14 @@ def step_handoff(state: BuildState, cfg: dict) -> BuildState:
     state.report["handoff"] = {
         # FINN accumulates in one stage and needs no reorder (its notes say a tiling is not used)
         "finn": write_handoff(state.out / "finn", state.qonnx, [l for l in state.layers
-                                                               if not isinstance(l, ReorderLayer)], part=h["part"],
-                              clock_ns=1000.0 / h["clock_mhz"]),
+                                                               if not isinstance(l, ReorderLayer)], part=h.part,
+                              clock_ns=1000.0 / h.clock_mhz),
         "hls4ml": write_hls4ml_handoff(state.out / "hls4ml", state.qonnx, state.worst_case_inputs,
-                                       why_no_worst_case, part=h["part"], clock_mhz=h["clock_mhz"]),
+                                       why_no_worst_case, part=h.part, clock_mhz=h.clock_mhz),
     }
     if state.design is None:
         step_rtl(state, cfg)
-    tcl = write_vivado_tcl(state.design, state.out / "vivado", part=h["part"], clock_mhz=h["clock_mhz"])
+    tcl = write_vivado_tcl(state.design, state.out / "vivado", part=h.part, clock_mhz=h.clock_mhz)
     ran = run_vivado(tcl)
     state.report.setdefault("hardware", {})["vivado"] = {
         "ran": ran is not None, "script": "vivado/build.tcl",

@@ -21,7 +21,7 @@ from axe_deploy import zoo
 from axe_deploy.dataflow.hw_bridge import hw_layers
 from axe_deploy.dataflow.lower import lower
 from axe_deploy.flow import compilers, hardware, software
-from axe_deploy.flow.config import FlowConfigError, check_export_bits, model_label
+from axe_deploy.flow.config import FlowConfig, FlowConfigError, check_export_bits, model_label
 from axe_deploy.flow.outdir import MARKER, build_folder
 from axe_deploy.flow.report import REPORT_FILE, step_report, write_report
 from axe_deploy.flow.state import DATAFLOW_FILE, QCDQ_FILE, QONNX_FILE, BuildState
@@ -63,15 +63,15 @@ STEP_FILES = {"export": [QONNX_FILE, QCDQ_FILE], "import_onnx": [QONNX_FILE, QCD
               "handoff": ["finn", "hls4ml", "vivado"], "report": [REPORT_FILE]}
 
 
-def check_model_source(cfg: dict, where: str, steps: list[str]) -> None:
+def check_model_source(cfg: FlowConfig, where: str, steps: list[str]) -> None:
     """Before any step runs: the module imports and has the function; the onnx file reads,
     every layer is a quantized layer with integer inputs, and, when the flow lowers it,
     the annotated graph lowers (an unsupported op stops here, named with its node)."""
-    m, flow_dir = cfg["model"], Path(where).parent
-    if m["module"]:
-        load_model_function(m["module"], flow_dir)
+    m, flow_dir = cfg.model, Path(where).parent
+    if m.module:
+        load_model_function(m.module, flow_dir)
         return
-    if not m["onnx"]:
+    if not m.onnx:
         if "import_onnx" in steps:
             raise FlowConfigError(f"{where}: step 'import_onnx' needs 'model.onnx'")
         return
@@ -80,17 +80,18 @@ def check_model_source(cfg: dict, where: str, steps: list[str]) -> None:
         raise FlowConfigError(f"{where}: step(s) {needs_model} need a PyTorch model; a 'model.onnx' flow runs "
                               f"{', '.join(ONNX_STEPS)}")
     for key in ("inputs", "targets"):
-        if cfg["data"][key] and not (flow_dir / cfg["data"][key]).is_file():
-            raise FlowConfigError(f"{where}: 'data.{key}' = {cfg['data'][key]!r}: file not found "
+        path = getattr(cfg.data, key)
+        if path and not (flow_dir / path).is_file():
+            raise FlowConfigError(f"{where}: 'data.{key}' = {path!r}: file not found "
                                   f"(paths are relative to the flow file)")
-    model = software.annotate_accumulators(foreign.load_graph(flow_dir / m["onnx"]), cfg["quant"])
+    model = software.annotate_accumulators(foreign.load_graph(flow_dir / m.onnx), cfg.quant)
     if "lower" in steps:
         lower(model)
 
 
-def check_flow(cfg: dict, where: str) -> list[str]:
+def check_flow(cfg: FlowConfig, where: str) -> list[str]:
     """Everything that can be checked before a step runs; returns the step list."""
-    steps = cfg["flow"]["steps"] or (ONNX_STEPS if cfg["model"]["onnx"] else DEFAULT_STEPS)
+    steps = cfg.flow.steps or (ONNX_STEPS if cfg.model.onnx else DEFAULT_STEPS)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise FlowConfigError(f"{where}: unknown step(s) {unknown} in 'flow.steps'; "
@@ -98,11 +99,11 @@ def check_flow(cfg: dict, where: str) -> list[str]:
     if "export" in steps:
         check_export_bits(cfg, where)
     check_model_source(cfg, where, steps)
-    if not (cfg["model"]["module"] or cfg["model"]["onnx"]) and cfg["model"]["name"] not in zoo.names():
-        raise FlowConfigError(f"{where}: unknown model '{cfg['model']['name']}' in 'model.name'; "
+    if not (cfg.model.module or cfg.model.onnx) and cfg.model.name not in zoo.names():
+        raise FlowConfigError(f"{where}: unknown model '{cfg.model.name}' in 'model.name'; "
                               f"known models: {', '.join(zoo.names())}")
     try:
-        resolve_device(cfg["quant"]["device"])
+        resolve_device(cfg.quant.device)
     except ValueError as e:
         raise FlowConfigError(f"{where}: {e}") from None
     return steps
@@ -120,13 +121,13 @@ def slice_steps(steps: list[str], first: str | None, last: str | None, where: st
     return steps[i:j]
 
 
-def resume(state: BuildState, earlier: Path, cfg: dict, steps: list[str], run: list[str], where: str) -> BuildState:
+def resume(state: BuildState, earlier: Path, cfg: FlowConfig, steps: list[str], run: list[str], where: str) -> BuildState:
     """The state an earlier build in ``earlier`` left for ``run``, a slice of the flow's
     ``steps``: its report and graphs read back, its outputs copied except those of the steps
     that run again, its checks kept only for the steps before the slice."""
     first = run[0]
-    earliest = "annotate" if cfg["model"]["onnx"] else "lower"
-    order = ONNX_STEPS if cfg["model"]["onnx"] else DEFAULT_STEPS
+    earliest = "annotate" if cfg.model.onnx else "lower"
+    order = ONNX_STEPS if cfg.model.onnx else DEFAULT_STEPS
     too_early = first in MODEL_STEPS or (first in order and order.index(first) < order.index(earliest))
     if too_early:
         raise FlowConfigError(f"{where}: --from {first}: a resumed build starts at '{earliest}' or later (the "
@@ -146,7 +147,7 @@ def resume(state: BuildState, earlier: Path, cfg: dict, steps: list[str], run: l
     owners = state.report.get("check_steps", {})
     state.report["checks"] = {k: v for k, v in state.report.get("checks", {}).items() if owners.get(k) not in later}
     state.unconstrained_bits = dict(state.report.get("unconstrained", {}).get("accumulator_bits", {}))
-    if cfg["model"]["onnx"]:
+    if cfg.model.onnx:
         software.step_import_onnx(state, cfg)  # [data], and the graphs as the first run made them
     else:
         software.step_build_models(state, cfg)  # the test split; its quantized model is not used
@@ -161,7 +162,7 @@ def resume(state: BuildState, earlier: Path, cfg: dict, steps: list[str], run: l
     return state
 
 
-def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, force: bool = False,
+def run_flow(cfg: FlowConfig, out: str | Path, where: str = "flow", progress=print, force: bool = False,
              first: str | None = None, last: str | None = None) -> dict:
     """Run the flow (steps ``first`` to ``last``) into ``out``; returns the report. ``out`` is
     replaced only on success, and only if it is absent, empty or an earlier build (any
@@ -169,12 +170,12 @@ def run_flow(cfg: dict, out: str | Path, where: str = "flow", progress=print, fo
     all_steps = check_flow(cfg, where)
     steps = slice_steps(all_steps, first, last, where)
     resuming = steps[0] != all_steps[0]
-    skipped = tools.missing_tool_steps(steps, cfg)
+    skipped = tools.missing_tool_steps(steps, cfg.hardware.simulator)
     steps = [s for s in steps if s not in skipped]
     earlier = Path(out).expanduser().resolve()
-    with build_folder(out, flow=cfg["flow"]["name"], force=force) as tmp:
+    with build_folder(out, flow=cfg.flow.name, force=force) as tmp:
         state = BuildState(out=tmp, flow_dir=Path(where).parent,
-                           report={"flow": cfg["flow"]["name"], "model": model_label(cfg), "config": cfg,
+                           report={"flow": cfg.flow.name, "model": model_label(cfg), "config": cfg.as_dict(),
                                    "timings_s": {}})
         if resuming:
             progress(f"[axe-deploy] resuming {earlier} from '{steps[0]}' ...")

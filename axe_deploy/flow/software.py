@@ -14,6 +14,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from axe_deploy import zoo
 from axe_deploy.core.layer_glob import for_every_layer, layer_values
 from axe_deploy.flow import checks
+from axe_deploy.flow.config import FlowConfig
 from axe_deploy.flow.state import BuildState
 from axe_deploy.graph import foreign
 from axe_deploy.graph.annotate import AnnotateAccumulators, copy_annotations
@@ -25,29 +26,29 @@ from axe_deploy.quant.bundle import build_user_bundle
 from axe_deploy.quant.export import export_model, symbolic_batch
 
 
-def step_build_models(state: BuildState, cfg: dict) -> BuildState:
-    q = cfg["quant"]
-    if cfg["model"]["module"]:
-        state.bundle = build_user_bundle(cfg["model"]["module"], q, state.flow_dir)
+def step_build_models(state: BuildState, cfg: FlowConfig) -> BuildState:
+    q = cfg.quant
+    if cfg.model.module:
+        state.bundle = build_user_bundle(cfg.model.module, q.as_dict(), state.flow_dir)
     else:
-        state.bundle = zoo.build(cfg["model"]["name"], weight_bits=q["weight_bits"], act_bits=q["act_bits"],
-                                 input_bits=q["input_bits"], layer_weight_bits=layer_values(q, "weight_bits"),
-                                 seed=cfg["flow"]["seed"], retrain=cfg["model"]["retrain"],
-                                 calibration_samples=q["calibration_samples"])
-    state.bundle.device = str(resolve_device(q["device"]))
+        state.bundle = zoo.build(cfg.model.name, weight_bits=q.weight_bits, act_bits=q.act_bits,
+                                 input_bits=q.input_bits, layer_weight_bits=layer_values(q.as_dict(), "weight_bits"),
+                                 seed=cfg.flow.seed, retrain=cfg.model.retrain,
+                                 calibration_samples=q.calibration_samples)
+    state.bundle.device = str(resolve_device(q.device))
     return state
 
 
-def step_quantize(state: BuildState, cfg: dict) -> BuildState:
+def step_quantize(state: BuildState, cfg: FlowConfig) -> BuildState:
     """Calibrate activations and PTQ layer by layer (``ModelBundle.quantize``). With a target
     P anywhere, the same algorithm also runs unconstrained on a copy: the hardware report
     compares against the accumulator widths that quantization would need."""
-    b, q = state.bundle, cfg["quant"]
+    b, q = state.bundle, cfg.quant.as_dict()
     unconstrained_model = copy.deepcopy(b.quant_model)
-    state.ptq = b.quantize(q, seed=cfg["flow"]["seed"])
+    state.ptq = b.quantize(q, seed=cfg.flow.seed)
     if q["accumulator_bits"] or layer_values(q, "accumulator_bits"):
         infos = b.quantize(for_every_layer(q, accumulator_bits=0), model=unconstrained_model,
-                           seed=cfg["flow"]["seed"], progress=False)
+                           seed=cfg.flow.seed, progress=False)
     else:
         infos = state.ptq
     # one-stage widths: what the unconstrained quantization needs without tiles
@@ -59,16 +60,16 @@ def step_quantize(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
-def step_export(state: BuildState, cfg: dict) -> BuildState:
+def step_export(state: BuildState, cfg: FlowConfig) -> BuildState:
     state.qonnx, state.qcdq = export_model(state.bundle.quant_model, state.bundle.test_x)
     return state
 
 
-def step_import_onnx(state: BuildState, cfg: dict) -> BuildState:
+def step_import_onnx(state: BuildState, cfg: FlowConfig) -> BuildState:
     """A [model] onnx flow starts here: the QONNX file (tidied, see :mod:`axe_deploy.graph.foreign`),
     its onnxruntime twin where qonnx can make one, and [data] gives the test inputs (and
     targets). The steps after it are the zoo's."""
-    state.qonnx = ModelWrapper(symbolic_batch(foreign.load_graph(state.flow_dir / cfg["model"]["onnx"]).model))
+    state.qonnx = ModelWrapper(symbolic_batch(foreign.load_graph(state.flow_dir / cfg.model.onnx).model))
     qcdq, why = foreign.to_qcdq(state.qonnx)
     if qcdq is not None:
         state.qcdq = ModelWrapper(symbolic_batch(qcdq.model))
@@ -76,24 +77,25 @@ def step_import_onnx(state: BuildState, cfg: dict) -> BuildState:
         state.report["onnxruntime_optimizations"] = "disabled"
     else:
         state.report["onnxruntime_skipped"] = why
-    data = cfg["data"]
-    state.inputs = foreign.load_array(state.flow_dir / data["inputs"], "data.inputs").astype(np.float32)
-    if data["targets"]:
-        state.targets = foreign.load_array(state.flow_dir / data["targets"], "data.targets")
+    data = cfg.data
+    state.inputs = foreign.load_array(state.flow_dir / data.inputs, "data.inputs").astype(np.float32)
+    if data.targets:
+        state.targets = foreign.load_array(state.flow_dir / data.targets, "data.targets")
     return state
 
 
-def annotate_accumulators(model: ModelWrapper, q: dict) -> ModelWrapper:
-    """The graph annotated with the [quant] settings: tile sizes and target widths per layer
-    (a skipped layer has no target)."""
+def annotate_accumulators(model: ModelWrapper, quant) -> ModelWrapper:
+    """The graph annotated with the [quant] settings (``cfg.quant``): tile sizes and target
+    widths per layer (a skipped layer has no target)."""
+    q = quant.as_dict()
     tiles = {"*": q["tile_size"], **layer_values(q, "tile_size")}
     targets = {"*": q["accumulator_bits"], **layer_values(q, "accumulator_bits")}
     skipped = {p: 0 for p, s in q["layers"].items() if s.get("skip")}
     return model.transform(AnnotateAccumulators(tiles, {**targets, **skipped}))
 
 
-def step_annotate(state: BuildState, cfg: dict) -> BuildState:
-    state.qonnx = annotate_accumulators(state.qonnx, cfg["quant"])
+def step_annotate(state: BuildState, cfg: FlowConfig) -> BuildState:
+    state.qonnx = annotate_accumulators(state.qonnx, cfg.quant)
     if state.qcdq is not None:
         copy_annotations(state.qonnx, state.qcdq)
     state.qonnx_context = None  # the graph changed
@@ -126,7 +128,7 @@ def _layer_rows(state: BuildState) -> list[dict]:
     return rows
 
 
-def step_validate(state: BuildState, cfg: dict) -> BuildState:
+def step_validate(state: BuildState, cfg: FlowConfig) -> BuildState:
     """torch vs qonnx vs onnxruntime on the test inputs, and the integer overflow check of
     every annotated layer. The onnxruntime outputs are kept as the build's reference."""
     b = state.bundle
@@ -150,7 +152,7 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
         "test_samples": int(len(x)),
     }
     layers = state.report["layers"] = _layer_rows(state)
-    atol = cfg["validate"]["atol"]
+    atol = cfg.validate.atol
     m["within_atol"] = bool(m["qonnx_max_abs_diff"] <= atol and (m["onnxruntime_max_abs_diff"] or 0.0) <= atol)
     reference_name = "Brevitas" if b is not None else "the QONNX graph"
     for name, runtime, key in [("qonnx_vs_torch", "qonnx", "qonnx_max_abs_diff"),
@@ -167,7 +169,7 @@ def step_validate(state: BuildState, cfg: dict) -> BuildState:
     return state
 
 
-def step_evaluate(state: BuildState, cfg: dict) -> BuildState:
+def step_evaluate(state: BuildState, cfg: FlowConfig) -> BuildState:
     """Score the float and the quantized model with the model's own metric (accuracy,
     perplexity): for models the export and hardware steps do not take, such as the LMs."""
     b = state.bundle

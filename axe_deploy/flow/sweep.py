@@ -26,6 +26,8 @@ the only writer of sweep.json.
 
 from __future__ import annotations
 
+from axe_deploy.flow.config import FlowConfig
+
 import copy
 import json
 import time
@@ -86,11 +88,10 @@ def check_request(*, bits: list[int], tiles: list[int], methods: list[str], seed
             raise ValueError(f"{option}: {bad} out of range; values must be {allowed}")
 
 
-def _bundle(cfg: dict, *, weight_bits: int, act_bits: int, input_bits: int, seed: int, device: str | None = None):
-    q = cfg["quant"]
-    bundle = zoo.build(cfg["model"]["name"], weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
-                       seed=seed, calibration_samples=q["calibration_samples"])
-    bundle.device = device or str(resolve_device(q["device"]))
+def _bundle(cfg: FlowConfig, *, weight_bits: int, act_bits: int, input_bits: int, seed: int, device: str | None = None):
+    bundle = zoo.build(cfg.model.name, weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                       seed=seed, calibration_samples=cfg.quant.calibration_samples)
+    bundle.device = device or str(resolve_device(cfg.quant.device))
     return bundle
 
 
@@ -142,9 +143,9 @@ def smallest_feasible_p(bundle) -> int:
     return max(smallest_feasible_bits(bits, signed) for bits, signed in types.values())
 
 
-def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
+def run_point(cfg: FlowConfig, method: str, P: int | None, T: int, seed: int) -> dict:
     """One point of the sweep; raises ``Infeasible`` for a P below what a layer's inputs allow."""
-    q = cfg["quant"]
+    q = cfg.quant.as_dict()  # the driver's settings
     start = time.perf_counter()
     bits = (q["weight_bits"], q["act_bits"], q["input_bits"])
     if method == "naive":
@@ -158,7 +159,7 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     # a layer's inputs of b bits need at most b + 1: only a P that low can be infeasible
     low = P is not None and P <= max(bits[1], bits[2]) + 1
     if low and method != "naive" and P < (p_min := smallest_feasible_p(bundle)):
-        raise Infeasible(f"P={P} is infeasible for {cfg['model']['name']}: the inputs of a layer need "
+        raise Infeasible(f"P={P} is infeasible for {cfg.model.name}: the inputs of a layer need "
                          f"P >= {p_min} for a single weight of +-1")
     algorithm = method.removeprefix("axe-") if method != "naive" else "rtn"
     # the sweep sets P and T for every layer: per-layer targets of the flow file do not apply
@@ -184,7 +185,7 @@ def run_point(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
     return point
 
 
-def point_or_record(cfg: dict, method: str, P: int | None, T: int, seed: int) -> dict:
+def point_or_record(cfg: FlowConfig, method: str, P: int | None, T: int, seed: int) -> dict:
     """``run_point``, or the record of an infeasible or failed point; never raises an
     Exception (what executors run for every point)."""
     start = time.perf_counter()
@@ -207,7 +208,7 @@ def failed_point(job: tuple, error: str, seconds: float = 0.0) -> dict:
             "error": error, "P_requested": P}
 
 
-def in_process(cfg: dict, jobs: list[tuple]) -> Iterator[dict]:
+def in_process(cfg: FlowConfig, jobs: list[tuple]) -> Iterator[dict]:
     """The default executor: the points one after another, in this process."""
     for job in jobs:
         yield point_or_record(cfg, *job)
@@ -232,7 +233,7 @@ def plan_jobs(*, bits: list[int], tiles: list[int], methods: list[str], seeds: l
 Executor = Callable[[dict, list[tuple]], Iterable[dict]]
 
 
-def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int],
+def sweep(cfg: FlowConfig, out: Path, *, bits: list[int], tiles: list[int], methods: list[str], seeds: list[int],
           progress: bool = True, executor: Executor = in_process, device_check: bool = True) -> dict:
     """Run the points of the sweep that ``out/sweep.json`` does not hold yet (failed ones again)
     with ``executor`` (it yields points as they finish), appending each to sweep.json.
@@ -240,10 +241,10 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     points elsewhere, such as Ray, checks it there and passes False)."""
     asked = dict(bits=bits, tiles=tiles, methods=methods, seeds=seeds)
     check_request(**asked)
-    if cfg["model"].get("module") or cfg["model"].get("onnx"):  # else it would sweep the default zoo model
+    if cfg.model.module or cfg.model.onnx:  # else it would sweep the default zoo model
         raise ValueError("sweep runs zoo models ([model] name) only; a [model] module or onnx flow is not swept yet")
     try:
-        local = resolve_device(cfg["quant"]["device"])
+        local = resolve_device(cfg.quant.device)
     except ValueError:
         if device_check:
             raise
@@ -251,15 +252,15 @@ def sweep(cfg: dict, out: Path, *, bits: list[int], tiles: list[int], methods: l
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sweep.json"
     result = json.loads(path.read_text()) if path.is_file() else None
-    if result is None or result.get("model") != cfg["model"]["name"]:
-        result = {"model": cfg["model"]["name"], "points": []}
+    if result is None or result.get("model") != cfg.model.name:
+        result = {"model": cfg.model.name, "points": []}
     floats = result.setdefault("float_metrics", {})
     # the float model of every seed (digits and LMs are trained per seed): trained here, once,
     # into the zoo cache, where every point (and every Ray worker on this machine) loads it
     for seed in seeds:
         if str(seed) not in floats:
-            bundle = _bundle(cfg, weight_bits=cfg["quant"]["weight_bits"], act_bits=cfg["quant"]["act_bits"],
-                             input_bits=cfg["quant"]["input_bits"], seed=seed, device=str(local))
+            bundle = _bundle(cfg, weight_bits=cfg.quant.weight_bits, act_bits=cfg.quant.act_bits,
+                             input_bits=cfg.quant.input_bits, seed=seed, device=str(local))
             result.update(metric_name=bundle.metric_name, higher_is_better=bundle.higher_is_better)
             floats[str(seed)] = bundle.evaluate(bundle.float_model)
     result["float_metric"] = float(np.mean(list(floats.values())))

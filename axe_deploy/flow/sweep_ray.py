@@ -17,6 +17,8 @@ a failed point and the others go on.
 
 from __future__ import annotations
 
+from axe_deploy.flow.config import FlowConfig
+
 import logging
 import os
 import socket
@@ -59,7 +61,7 @@ def _warm_up() -> None:
     import axe_deploy.zoo  # noqa: F401
 
 
-def _point_task(cfg: dict, job: tuple) -> dict:
+def _point_task(cfg: FlowConfig, job: tuple) -> dict:
     """What a Ray worker runs: one point, with the thread count the CLI uses in-process."""
     torch.set_num_threads(int(os.environ.get("AXE_DEPLOY_THREADS", "1")))
     return point_or_record(cfg, *job)
@@ -110,16 +112,16 @@ class RayExecutor:
             _ray().shutdown()
             self.started = False
 
-    def check_device(self, cfg: dict) -> None:
+    def check_device(self, cfg: FlowConfig) -> None:
         """A flow that asks for CUDA needs a GPU somewhere in the cluster (not on the driver)."""
-        if cfg["quant"]["device"] == "cuda" and _ray().cluster_resources().get("GPU", 0) < 1:
+        if cfg.quant.device == "cuda" and _ray().cluster_resources().get("GPU", 0) < 1:
             raise ValueError('quant.device = "cuda" but the Ray cluster has no GPU; start its GPU machines '
                              'with `ray start` there, or use quant.device = "auto" or "cpu"')
 
-    def __call__(self, cfg: dict, jobs: list[tuple]) -> Iterator[dict]:
+    def __call__(self, cfg: FlowConfig, jobs: list[tuple]) -> Iterator[dict]:
         """Submit every job, yield each point as it finishes; cancels what is left when stopped."""
         ray = _ray()
-        task = ray.remote(_point_task).options(num_cpus=1, num_gpus=int(cfg["quant"]["device"] == "cuda"),
+        task = ray.remote(_point_task).options(num_cpus=1, num_gpus=int(cfg.quant.device == "cuda"),
                                                max_retries=1)
         cfg_ref = ray.put(cfg)
         pending = {task.remote(cfg_ref, job): job for job in jobs}
@@ -137,7 +139,7 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
 
 
-def sweep_on_ray(cfg: dict, out, *, address: str | None = None, workers: int | None = None, progress: bool = True,
+def sweep_on_ray(cfg: FlowConfig, out, *, address: str | None = None, workers: int | None = None, progress: bool = True,
                  **asked) -> dict:
     """``axe_deploy.flow.sweep.sweep`` with its points as Ray tasks (see the module docstring)."""
     check_request(**asked)  # before a runtime starts

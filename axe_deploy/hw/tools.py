@@ -19,11 +19,12 @@ def installed(programs) -> bool:
     return all(shutil.which(p) is not None for p in programs)
 
 
-def missing_tool_steps(steps: list[str], cfg: dict) -> dict[str, str]:
-    """{step: what it needs and is missing} for the steps of ``steps`` that cannot run here."""
+def missing_tool_steps(steps: list[str], simulator: str = "auto") -> dict[str, str]:
+    """{step: what it needs and is missing} for the steps of ``steps`` that cannot run here
+    (``simulator``: the [hardware] simulator the flow asks for)."""
     missing = {}
     if "simulate" in steps:
-        want = cfg["hardware"]["simulator"]
+        want = simulator
         names = list(SIMULATOR_PROGRAMS) if want == "auto" else [want]
         if not any(installed(SIMULATOR_PROGRAMS[n]) for n in names):
             missing["simulate"] = " or ".join("+".join(SIMULATOR_PROGRAMS[n]) for n in names)
