@@ -6,9 +6,15 @@ import os
 import sys
 from pathlib import Path
 
+import warnings
+
 import click
 
 from axe_deploy.flow.config import FlowConfigError
+
+# Brevitas says on every import that an optional CUDA kernel package is missing; it is not
+# used here, and a notice on every command buries the lines that matter.
+warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found", category=UserWarning)
 
 DEFAULT_FLOW = Path(__file__).parent.parent / "flows" / "digits_mlp.toml"
 
@@ -32,23 +38,26 @@ def summary_table(report: dict) -> str:
     if ev:
         lines.append(f"{ev['metric']}: float {ev['float']:.4f}  quantized {ev['quantized']:.4f}")
     if report.get("ptq") and not report.get("layers"):  # no exported graph: the PTQ record
-        head = f"{'layer':<28}{'algorithm':<10}{'W':>3}{'in':>5}{'T':>5}{'target P':>9}{'exact':>6}"
+        w = _column(28, (l["name"] for l in report["ptq"]))
+        head = f"{'layer':<{w}}{'algorithm':<10}{'W':>3}{'in':>5}{'T':>5}{'target P':>9}{'exact':>6}"
         lines += [head, "-" * len(head)]
         for l in report["ptq"]:
             inp = f"{'s' if l['input_signed'] else 'u'}{l['input_bits']}"
-            lines.append(f"{l['name']:<28}{l['algorithm']:<10}{l['weight_bits']:>3}{inp:>5}{l['tile_size']:>5}"
+            lines.append(f"{l['name']:<{w}}{l['algorithm']:<10}{l['weight_bits']:>3}{inp:>5}{l['tile_size']:>5}"
                          f"{l['target_accumulator_bits'] or '-':>9}{l['exact_bits']:>6}")
-    head = f"{'layer':<10}{'op':<6}{'M':>5}{'K':>6}  {'weights':<8}{'inputs':<8}{'T':>4}  {'accumulator':<12}{'range':<22}{'bound':>6}{'exact':>6}  overflow-free"
-    if report.get("layers"):
+    layers = report.get("layers", [])
+    w = _column(10, (l["name"] for l in layers))  # long module or node names widen the column
+    head = f"{'layer':<{w}}{'op':<6}{'M':>5}{'K':>6}  {'weights':<8}{'inputs':<8}{'T':>4}  {'accumulator':<12}{'range':<22}{'bound':>6}{'exact':>6}  overflow-free"
+    if layers:
         lines += [head, "-" * len(head)]
-    for l in report.get("layers", []):
+    for l in layers:
         rng = f"[{l['accumulator_range'][0]}, {l['accumulator_range'][1]}]"
-        lines.append(f"{l['name']:<10}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"
+        lines.append(f"{l['name']:<{w}}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"
                      f"{l['input_datatype']:<8}{l['tile_size']:>4}  {l['accumulator_datatype']:<12}{rng:<22}"
                      f"{l['datatype_bound_bits']:>6}{l['exact_bits']:>6}  {'yes' if l['overflow_free'] else 'NO'}")
     hw = report.get("hardware")
     if hw and "layers" in hw:
-        w = max(10, *(len(l["name"]) + 1 for l in hw["layers"]))
+        w = _column(10, (l["name"] for l in hw["layers"]))
         lines.append(f"{'hw layer':<{w}}{'MW':>5}{'MH':>5}{'PE':>4}{'SIMD':>5}  {'accumulator':<18}{'cycles':>7}"
                      f"{'LUT':>7}{'FF':>6}{'BRAM18':>7}")
         for l in hw["layers"]:  # sliding-window, reorder and pool layers have no MW/MH/accumulator
@@ -72,6 +81,11 @@ def summary_table(report: dict) -> str:
     if verdict:
         lines.append(verdict)
     return "\n".join(lines + headline(report))
+
+
+def _column(least: int, names) -> int:
+    """A name column at least ``least`` wide and one wider than its longest name."""
+    return max([least, *(len(n) + 1 for n in names)])
 
 
 def _width(entry: dict, tile_format: str = " (T={})") -> str:
