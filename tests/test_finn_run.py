@@ -5,6 +5,7 @@ in test_handoff_compilers.py.)"""
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -55,6 +56,21 @@ def test_a_failed_finn_plus_install_is_one_line_naming_its_log(tmp_path, monkeyp
     assert log.read_text().startswith("$ false -m venv")
     assert not (tmp_path / "finn-plus" / finn_run.COMPLETE).exists()
     assert [line.split(" (")[0] for line in lines[1:]] == ["[axe-deploy]   1/4 venv"]
+
+
+def test_finn_plus_venv_builders_take_turns(tmp_path):
+    """A second builder (pytest -n 2) waits for the first, then finds the venv complete."""
+    venv = tmp_path / "finn-plus"
+    lock = finn_run._locked(venv)  # the first builder, mid-build
+    (venv / finn_run.COMPLETE).parent.mkdir()
+    (venv / finn_run.COMPLETE).write_text("")
+    second = threading.Thread(target=finn_run.build_finn_plus_venv, args=(venv,), kwargs={"progress": print})
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()
+    lock.close()
+    second.join(5)
+    assert not second.is_alive()
 
 
 def test_build_py_without_vivado_runs_only_the_vivado_free_steps(tmp_path):

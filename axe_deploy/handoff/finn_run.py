@@ -1,4 +1,4 @@
-"""FINN runs a FINN handoff folder: which FINN, its venv, its Vivado-free build, its reports.
+"""Run a FINN handoff folder in FINN: which FINN, its venv, its Vivado-free build, its reports.
 
 An adapter: FINN is never imported here (it pins onnx, onnxruntime and protobuf versions of
 its own); the handoff's ``build.py`` runs in FINN's interpreter as a subprocess. Two routes:
@@ -6,7 +6,7 @@ its own); the handoff's ``build.py`` runs in FINN's interpreter as a subprocess.
 - ``finn-plus`` (the default): FINN as users install it, the finn-plus package from PyPI, in
   a venv of its own: ``[finn] venv`` / ``$AXE_DEPLOY_FINN_VENV`` (finn-plus installed there),
   else ``finn-plus-<version>`` in the axe-deploy cache, built there once by
-  :func:`build_finn_plus_venv` (~2 min, ~2.3 GB; a file lock lets one builder at a time).
+  :func:`build_finn_plus_venv` (~2-3 min, ~2.3 GB; a file lock lets one builder at a time).
 - ``checkout``: ``[finn] root`` / ``$FINN_ROOT`` names a FINN source checkout, run from its
   ``src`` in the venv its ``make_venv.sh`` builds (``[finn] venv`` / ``$AXE_DEPLOY_FINN_VENV``,
   else ``finn-venv`` in the cache).
@@ -84,7 +84,7 @@ def build_finn_plus_venv(venv: Path, progress=_say) -> Path:
         pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         start = time.perf_counter()
-        progress(f"[axe-deploy] building the {FINN_PLUS} venv in {venv} (once; ~2 min, ~2.3 GB)")
+        progress(f"[axe-deploy] building the {FINN_PLUS} venv in {venv} (once; ~2-3 min, ~2.3 GB)")
 
         def stage(n: int, what: str, cmd: list[str]) -> None:
             progress(f"[axe-deploy]   {n}/4 {what} ({time.perf_counter() - start:.0f} s)")
