@@ -1,6 +1,7 @@
 """FINN and hls4ml run our handoffs: the opt-in ``finn`` and ``hls4ml`` steps on the digits
-MLP and CNN builds (slow: FINN's venv is built once into the axe-deploy cache, ~1-3 min;
-then ~20-30 s of FINN and ~30-60 s of g++ per model and hls4ml config)."""
+MLP and CNN builds (slow: finn-plus's venv is built once into the user's axe-deploy cache,
+~2-3 min; then ~25 s of FINN and ~30-60 s of g++ per model and hls4ml config). FINN is
+finn-plus from PyPI; a FINN source checkout is tested too where $FINN_ROOT names one."""
 
 import importlib.util
 import json
@@ -12,37 +13,37 @@ import numpy as np
 import pytest
 
 from axe_deploy.flow import config
-from axe_deploy.flow.config import FlowConfigError
+from axe_deploy.flow.compilers import run_hls4ml_build
 from axe_deploy.flow.runner import run_flow
+from axe_deploy.handoff import finn_run
 from axe_deploy.handoff.finn import FINN_STEPS, LAST_VIVADO_FREE_STEP
 from axe_deploy.handoff.hls4ml import narrower_config
-from axe_deploy.flow.compilers import build_finn_venv, finn_root, run_hls4ml_build
 from axe_deploy.graph.validate import run_onnxruntime
 
 pytestmark = pytest.mark.slow
 
 FLOWS = Path(__file__).parents[1] / "flows"
 # Read at import, before conftest points AXE_DEPLOY_CACHE at a folder of this test session:
-# FINN's venv (~1.4 GB, minutes to build) is kept between runs in the user's cache.
-FINN_VENV = Path(os.environ.get("AXE_DEPLOY_FINN_VENV")
-                 or Path(os.environ.get("AXE_DEPLOY_CACHE") or Path.home() / ".cache" / "axe-deploy") / "finn-venv")
+# FINN's venvs (~2.3 GB, minutes to build) are kept between runs in the user's cache.
+USER_CACHE = Path(os.environ.get("AXE_DEPLOY_CACHE") or Path.home() / ".cache" / "axe-deploy")
+FINN_ROOT = os.environ.get("FINN_ROOT")
 HAVE_HLS4ML = importlib.util.find_spec("hls4ml") is not None
 MODELS = {"mlp": "digits_mlp.toml", "cnn": "digits_cnn.toml"}
+STEPS = ["build_models", "quantize", "export", "annotate", "validate", "lower", "fold", "handoff", "finn"]
 
 
 @pytest.fixture(scope="module")
 def finn_venv():
-    try:
-        root = finn_root()
-    except FlowConfigError as e:
-        pytest.skip(str(e))
-    return build_finn_venv(FINN_VENV, root)
+    """finn-plus's venv, and no $FINN_ROOT: these tests run FINN as users install it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("FINN_ROOT", raising=False)
+        mp.delenv("AXE_DEPLOY_FINN_VENV", raising=False)
+        yield finn_run.build_finn_plus_venv(USER_CACHE / "finn-plus-1.6.1")
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
 def build(request, tmp_path_factory, finn_venv):
-    steps = ["build_models", "quantize", "export", "annotate", "validate", "lower", "fold", "handoff", "finn",
-             *(["hls4ml"] if HAVE_HLS4ML else []), "report"]
+    steps = [*STEPS, *(["hls4ml"] if HAVE_HLS4ML else []), "report"]
     out = tmp_path_factory.mktemp("compilers") / request.param
     cfg = config.load(FLOWS / MODELS[request.param], [f"flow.steps={json.dumps(steps)}",
                                                       f'finn.venv="{finn_venv}"'])
@@ -56,8 +57,9 @@ def _bits(type_name: str) -> int:
 def test_finn_runs_the_unmodified_handoff(build):
     out, report = build
     finn = report["finn"]
+    assert (finn["finn_route"], finn["finn_version"], finn["finn_commit"]) == ("finn-plus", "1.6.1", None)
     vivado_free = FINN_STEPS[: FINN_STEPS.index(LAST_VIVADO_FREE_STEP) + 1]
-    assert finn["steps_completed"] == [s.split(".")[-1] for s in vivado_free]
+    assert finn["steps_completed"] == [s.split(".")[-1] for s in vivado_free] == list(finn["step_seconds"])
     # FINN's accDataType equals the annotation, or is wider only by its padding of a last
     # MVAU without activation to a multiple of 8 bits
     annotated = [l["accumulator_datatype"] for l in report["layers"]]
@@ -164,3 +166,17 @@ def test_foreign_qonnx_through_finn_and_hls4ml(tmp_path, finn_venv):
     if HAVE_HLS4ML:
         assert report["hls4ml"]["test"]["passed"] and report["hls4ml"]["worst_case"]["passed"]
     assert all(c["passed"] for c in report["checks"].values()), report["checks"]
+
+
+@pytest.mark.skipif(not FINN_ROOT, reason="the checkout route runs where $FINN_ROOT names a FINN checkout")
+def test_finn_checkout_route(tmp_path):
+    """[finn] root: the checkout's src in the venv its make_venv.sh builds; the report names its commit."""
+    venv = os.environ.get("AXE_DEPLOY_FINN_VENV") or finn_run.build_checkout_venv(USER_CACHE / "finn-venv",
+                                                                                   Path(FINN_ROOT))
+    cfg = config.load(FLOWS / MODELS["mlp"], [f"flow.steps={json.dumps([*STEPS, 'report'])}",
+                                             f'finn.root="{FINN_ROOT}"', f'finn.venv="{venv}"'])
+    finn = run_flow(cfg, tmp_path / "mlp", progress=lambda s: None)["finn"]
+    assert finn["finn_route"] == "checkout" and finn["finn_commit"] and finn["finn_version"] is None
+    assert len(finn["steps_completed"]) == FINN_STEPS.index(LAST_VIVADO_FREE_STEP) + 1
+    assert all(m["status"] == "equal" or "multiple of 8" in m.get("reason", "") for m in finn["mvaus"])
+    assert finn["execution"]["passed"]

@@ -1,7 +1,7 @@
 """Opt-in flow steps that run the handoffs in the compilers themselves.
 
-``finn``: the handoff's ``build.py --vivado-free --execute`` in FINN's own venv (a
-subprocess; FINN is never imported here): every Vivado-free FINN step on the unmodified
+``finn``: the handoff's ``build.py --vivado-free --execute`` in FINN's own venv (finn-plus from
+PyPI by default, see :mod:`axe_deploy.handoff.finn_run`): every Vivado-free FINN step on the unmodified
 ``finn/`` folder, FINN's ``accDataType`` per MVAU against our annotation, FINN's
 ``execute_onnx`` against onnxruntime on the test inputs, and FINN's estimates next to ours.
 ``hls4ml``: the handoff's ``hls4ml/build.py --predict``: hls4ml converts, compiles its C
@@ -11,10 +11,8 @@ Both record a report section and a verification check (``report["checks"]``).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,83 +23,10 @@ import numpy as np
 
 from axe_deploy.flow import checks
 from axe_deploy.flow.config import FlowConfig, FlowConfigError
-from axe_deploy.handoff.finn_graph import InputQuantization, quantize_input
 from axe_deploy.flow.state import BuildState
-from axe_deploy.zoo import cache_dir
+from axe_deploy.handoff import finn_run
 
-REPO = Path(__file__).resolve().parents[2]
-FINN_TIMEOUT_S = 1800
 MAX_ABS_DIFF = 1e-4  # FINN's and hls4ml's float outputs against onnxruntime
-
-
-def finn_root(cfg: FlowConfig | None = None) -> Path:
-    """FINN's source: [finn] root, $FINN_ROOT, else the snapshot ``shared/vendor/finn`` beside the
-    repository (``../shared/vendor/finn``) or beside one of its parent folders."""
-    explicit = (cfg.finn.root if cfg else "") or os.environ.get("FINN_ROOT")
-    if explicit:
-        root = Path(explicit).expanduser()
-        if not (root / "src" / "finn").is_dir():
-            raise FlowConfigError(f"FINN root '{root}' ([finn] root or $FINN_ROOT) has no src/finn; "
-                                  f"point it at a FINN checkout")
-        return root
-    for parent in REPO.parents:
-        root = parent / "shared" / "vendor" / "finn"
-        if (root / "src" / "finn").is_dir():
-            return root
-    raise FlowConfigError("FINN not found: set [finn] root or $FINN_ROOT to a FINN checkout "
-                          "(the snapshot is ../shared/vendor/finn)")
-
-
-def finn_venv(cfg: FlowConfig | None = None) -> Path:
-    """FINN's venv: [finn] venv, $AXE_DEPLOY_FINN_VENV, else finn-venv in the zoo's cache folder
-    ($AXE_DEPLOY_CACHE or ~/.cache/axe-deploy), built there with the snapshot's make_venv.sh
-    when absent (~1-3 min, once)."""
-    explicit = (cfg.finn.venv if cfg else "") or os.environ.get("AXE_DEPLOY_FINN_VENV")
-    venv = Path(explicit).expanduser() if explicit else cache_dir() / "finn-venv"
-    python = venv / "bin" / "python"
-    if python.exists() and (venv / "finn_env.sh").exists():
-        return venv
-    if explicit:
-        raise FlowConfigError(f"FINN venv '{venv}' ([finn] venv or $AXE_DEPLOY_FINN_VENV) has no bin/python "
-                              f"and finn_env.sh; build it with `bash <FINN root>/make_venv.sh {venv}`")
-    return build_finn_venv(venv, finn_root(cfg))
-
-
-def build_finn_venv(venv: Path, root: Path) -> Path:
-    """FINN's venv built by the snapshot's ``make_venv.sh`` into ``venv`` unless it is there."""
-    script = root / "make_venv.sh"
-    if not script.is_file():
-        raise FlowConfigError(f"{script} not found: build FINN's venv yourself and set [finn] venv")
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:  # one builder at a time (pytest -n 2)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / "finn_env.sh").exists():
-            print(f"[axe-deploy] building FINN's venv in {venv} (once; ~1-3 min) ...", flush=True)
-            # make_venv.sh writes finn_env.sh at its end: a venv without it is incomplete and
-            # running the script again completes it
-            proc = subprocess.run(["nice", "bash", str(script), str(venv)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"building FINN's venv with {script} failed:\n{proc.stderr[-2000:]}")
-    return venv
-
-
-def finn_commit(root: Path) -> str | None:
-    """The FINN commit: git's, else the one the snapshot's README names."""
-    if (root / ".git").exists():  # its own checkout, not a folder inside another repository
-        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-        if proc.returncode == 0:
-            return proc.stdout.strip()
-    readme = root / "README.md"
-    found = re.search(r"commit\s+`?([0-9a-f]{7,40})", readme.read_text()) if readme.is_file() else None
-    return found.group(1) if found else None
-
-
-def _finn_env(venv: Path, root: Path, build_dir: Path) -> dict:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)  # never our packages in FINN's interpreter
-    env.update(PYTHONPATH=str(root / "src"), FINN_ROOT=str(root), FINN_BUILD_DIR=str(build_dir),
-               OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
-    return env
 
 
 def _compare(got: np.ndarray, ref: np.ndarray) -> dict:
@@ -116,58 +41,6 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _total(resources: dict | None, key: str):
-    if not resources:
-        return None
-    total = resources.get("total", {})
-    return total.get(key)
-
-
-class FinnBuildError(RuntimeError):
-    """FINN's Vivado-free build of a handoff stopped; the message has the end of its output."""
-
-
-def run_finn_handoff(folder: Path, x: np.ndarray, cfg: FlowConfig | None = None) -> dict:
-    """The FINN handoff in ``folder`` through FINN's Vivado-free steps in FINN's venv, then FINN's
-    ``execute_onnx`` on ``x`` (float inputs, quantized as ``input_quantization.json`` says).
-
-    Returns FINN's record: steps completed, accDataType per MVAU against ours, its outputs
-    (``outputs``, an array) and its estimates. Works on any handoff written by
-    :func:`axe_deploy.handoff.finn.write_handoff`, from our flow or from a foreign QONNX file.
-    """
-    venv, root = finn_venv(cfg), finn_root(cfg)
-    iq = _json(folder / "input_quantization.json")
-    iq = InputQuantization(iq["scale"], iq["datatype"], iq["min"], iq["max"]) if iq.get("datatype") else None
-    with tempfile.TemporaryDirectory(prefix="axe-finn-") as tmp:
-        inputs = Path(tmp) / "inputs.npy"
-        np.save(inputs, quantize_input(x, iq))
-        start = time.perf_counter()
-        proc = subprocess.run([str(venv / "bin" / "python"), "build.py", "--vivado-free", "--execute", str(inputs)],
-                              cwd=folder, env=_finn_env(venv, root, Path(tmp) / "finn_build"),
-                              capture_output=True, text=True, timeout=FINN_TIMEOUT_S, stdin=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
-    out = folder / "output"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "axe_finn_stdout.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
-        raise FinnBuildError(f"FINN's Vivado-free build of {folder.name}/ failed (see {folder.name}/output/"
-                             f"build_dataflow.log):\n" + "\n".join(tail))
-    perf = _json(out / "report" / "estimate_network_performance.json") or {}
-    resources = _json(out / "report" / "estimate_layer_resources.json")
-    return {
-        "finn_commit": finn_commit(root), "seconds": round(seconds, 2),
-        "steps_completed": list(_json(out / "time_per_step.json") or {}),
-        "mvaus": _json(out / "axe_accumulator_check.json")["mvaus"],
-        "outputs": np.load(out / "axe_execution.npy"),
-        "estimates": {"luts": _total(resources, "LUT"), "bram18": _total(resources, "BRAM_18K"),
-                      "dsp": _total(resources, "DSP"), "max_cycles": perf.get("max_cycles"),
-                      "max_cycles_node": perf.get("max_cycles_node_name"),
-                      "fps": perf.get("estimated_throughput_fps"), "latency_ns": perf.get("estimated_latency_ns"),
-                      "layer_cycles": _json(out / "report" / "estimate_layer_cycles.json")},
-    }
-
-
 def step_finn(state: BuildState, cfg: FlowConfig) -> BuildState:
     """Run the FINN handoff's Vivado-free steps in FINN's venv; record the ``finn`` section."""
     folder = state.out / "finn"
@@ -175,13 +48,14 @@ def step_finn(state: BuildState, cfg: FlowConfig) -> BuildState:
         raise FlowConfigError("step 'finn' needs the FINN handoff: put 'handoff' before 'finn' in flow.steps")
     x = state.test_data()[0]
     try:
-        finn = run_finn_handoff(folder, x, cfg)
-    except FinnBuildError as e:
+        finn = finn_run.run_handoff(folder, x, finn_run.resolve(cfg.finn.root, cfg.finn.venv))
+    except finn_run.FinnBuildError as e:
         checks.record(state.report, "finn_build", False, str(e).splitlines()[-1])
         raise
     hw = state.report.get("hardware", {})
     rows = finn["mvaus"]
-    section = {k: finn[k] for k in ("finn_commit", "seconds", "steps_completed", "mvaus")}
+    section = {k: finn[k] for k in ("finn_route", "finn_version", "finn_commit", "seconds", "steps_completed",
+                                    "step_seconds", "mvaus")}
     section["log"] = "finn/output/build_dataflow.log"
     ref = state.reference_outputs()
     ref_name = ref.source

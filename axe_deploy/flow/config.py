@@ -103,9 +103,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "part": Key(str, "xc7z020clg400-1", help="FPGA part for the Vivado and FINN handoffs"),
     },
     "finn": {
-        "venv": Key(str, "", help="FINN's own venv for the 'finn' step (default: $AXE_DEPLOY_FINN_VENV, else "
-                                  "finn-venv in the axe-deploy cache, built from FINN's make_venv.sh)"),
-        "root": Key(str, "", help="FINN checkout (default: $FINN_ROOT, else the snapshot ../shared/vendor/finn)"),
+        "venv": Key(str, "", help="FINN's own venv for the 'finn' step (default: $AXE_DEPLOY_FINN_VENV, else one "
+                                  "built in the axe-deploy cache: finn-plus from PyPI, or with root's make_venv.sh)"),
+        "root": Key(str, "", help="a FINN source checkout to run instead of finn-plus (default: $FINN_ROOT)"),
     },
 }
 

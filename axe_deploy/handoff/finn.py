@@ -54,10 +54,11 @@ LAST_VIVADO_FREE_STEP = "step_generate_estimate_reports"
 # HLS variant of them), the pooling as HLS (its only variant).
 IMPL_STYLE = {"MVAU": "hls", "Pool": "hls", "ConvolutionInputGenerator": "rtl", "FMPadding": "rtl"}
 
-BUILD_PY = '''"""Run FINN on this handoff, in FINN's environment (its docker: ./run-docker.sh build_custom
-<this folder>; or a venv with FINN's src on PYTHONPATH and FINN_ROOT, FINN_BUILD_DIR set):
+BUILD_PY = '''"""Run FINN on this handoff, in FINN's environment: a venv with finn-plus (`pip install
+finn-plus`), or a FINN checkout (its docker, `./run-docker.sh build_custom <this folder>`, or its
+src on PYTHONPATH with FINN_ROOT set). FINN_BUILD_DIR must name an existing folder.
 
-    python build.py                                # every step of dataflow_build_config.json
+    python build.py                                # every step of dataflow_build_config.json (Vivado)
     python build.py --vivado-free                  # the steps that need no Vitis HLS/Vivado
     python build.py --vivado-free --execute x.npy  # and FINN's execute_onnx on the HW graph
                                                    # before step_specialize_layers -> output/axe_execution.npy
@@ -66,23 +67,35 @@ x.npy holds integer inputs (input_quantization.json says how a float input becom
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
-from finn.builder.build_dataflow import build_dataflow_cfg
-from finn.builder.build_dataflow_config import DataflowBuildConfig
 
 here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here))
-import axe_finn_steps  # noqa: E402
-
 LAST_VIVADO_FREE_STEP = "%(last)s"
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--vivado-free", action="store_true", help="stop after " + LAST_VIVADO_FREE_STEP)
 parser.add_argument("--execute", metavar="X.npy", help="integer inputs for FINN's execute_onnx")
 args = parser.parse_args()
+
+if not os.environ.get("XILINX_VIVADO"):
+    if not args.vivado_free:
+        sys.exit("FINN's full build needs Vivado: set XILINX_VIVADO (source Vivado's settings64.sh) "
+                 "or pass --vivado-free")
+    # finn-plus loads its Vivado simulator when its build steps are imported and reads
+    # XILINX_VIVADO once the last step is done; the Vivado-free steps need neither
+    import finn.xsi
+    finn.xsi.SimEngine = None
+    import finn.builder.build_dataflow
+    finn.builder.build_dataflow.get_vivado_root = lambda: "no Vivado"
+from finn.builder.build_dataflow import build_dataflow_cfg  # noqa: E402
+from finn.builder.build_dataflow_config import DataflowBuildConfig  # noqa: E402
+
+import axe_finn_steps  # noqa: E402
 
 cfg = json.loads((here / "dataflow_build_config.json").read_text())
 if args.vivado_free:
