@@ -49,7 +49,7 @@ class FileLedger:
 
 def _flow() -> config.FlowConfig:
     cfg = config.load(Path(__file__).parents[1] / "flows" / "digits_mlp.toml")
-    cfg.hardware.update(sim_vectors=8, compare_widths=False, **hardware)
+    cfg.hardware.sim_vectors, cfg.hardware.compare_widths = 8, False
     return cfg
 
 

@@ -226,6 +226,7 @@ def test_hls4ml_handoff_skips_a_graph_it_cannot_rewrite_and_writes_nothing(mlp, 
     gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
     next(a for a in gemm.attribute if a.name == "alpha").f = 2.0  # Brevitas writes alpha = 1.0
     model.save(str(tmp_path / "alpha2.onnx"))
-    record = write_handoff(tmp_path / "hls4ml", tmp_path / "alpha2.onnx", part="xc7z020clg400-1", clock_mhz=100.0)
+    record = write_handoff(tmp_path / "hls4ml", ModelWrapper(str(tmp_path / "alpha2.onnx")), None, part="xc7z020clg400-1",
+                           clock_mhz=100.0)
     assert "Gemm node '/fc1/Gemm'" in record["skipped"] and "alpha" in record["skipped"]
     assert not (tmp_path / "hls4ml").exists()
