@@ -122,28 +122,30 @@ def _section_class(section: str, keys: dict[str, Key]) -> type:
     fields = [(name, _field_type(spec), dataclasses.field(default_factory=lambda d=spec.default: copy.deepcopy(d),
                                                           metadata={"key": spec}))
               for name, spec in keys.items()]
-    return dataclasses.make_dataclass(f"{section.capitalize()}Config", fields, namespace={
+    return dataclasses.make_dataclass(f"{section.capitalize()}Section", fields, namespace={
         "__doc__": f"The [{section}] table of a flow file (keys: SCHEMA[{section!r}]).",
         "as_dict": lambda self: dataclasses.asdict(self)})
 
 
 SECTIONS: dict[str, type] = {section: _section_class(section, keys) for section, keys in SCHEMA.items()}
-for _cls in SECTIONS.values():  # importable by name (QuantConfig, ...): pickle sends configs to Ray workers
+for _cls in SECTIONS.values():  # importable by name: pickle sends configs to Ray workers
     _cls.__module__ = __name__
-    globals()[_cls.__name__] = _cls
+FlowSection, ModelSection, DataSection = SECTIONS["flow"], SECTIONS["model"], SECTIONS["data"]
+QuantSection, ValidateSection = SECTIONS["quant"], SECTIONS["validate"]
+HardwareSection, FinnSection = SECTIONS["hardware"], SECTIONS["finn"]
 
 
 @dataclass
 class FlowConfig:
     """A checked flow file: one typed section per table, e.g. ``cfg.quant.weight_bits``."""
 
-    flow: SECTIONS["flow"]
-    model: SECTIONS["model"]
-    data: SECTIONS["data"]
-    quant: SECTIONS["quant"]
-    validate: SECTIONS["validate"]
-    hardware: SECTIONS["hardware"]
-    finn: SECTIONS["finn"]
+    flow: FlowSection
+    model: ModelSection
+    data: DataSection
+    quant: QuantSection
+    validate: ValidateSection
+    hardware: HardwareSection
+    finn: FinnSection
 
     def as_dict(self) -> dict:
         """{table: {key: value}}, as report.json records it."""

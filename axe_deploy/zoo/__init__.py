@@ -13,4 +13,4 @@ from axe_deploy.zoo import digits_cnn  # noqa: F401  (registers its models)
 from axe_deploy.zoo import shakespeare, smollm2  # noqa: F401  (register the language models)
 from axe_deploy.zoo.registry import build, cache_dir, load_cached, names, register
 
-__all__ = ["ModelBundle", "register", "names", "build", "cache_dir"]
+__all__ = ["ModelBundle", "register", "names", "build", "cache_dir", "load_cached"]
