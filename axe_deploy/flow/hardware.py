@@ -17,6 +17,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from axe_deploy.flow import checks
 from axe_deploy.core.accumulator import datatype_name
+from axe_deploy.core.compare import compare_outputs, describe
 from axe_deploy.dataflow.lower import execute_dataflow, hardware_nodes, hw_layers, lower, set_folding
 from axe_deploy.graph.layers import _attr
 from axe_deploy.handoff.finn import write_handoff
@@ -54,18 +55,17 @@ def step_lower(state, cfg):
     ort, ref_name = reference_outputs(state, x, qonnx)
     # the reference on the test inputs is kept for the compilers' checks (handoff/steps.py)
     state.hw = {"model": model, "layers": hw_layers(model), "test_out": out, "test_reference": (ort, ref_name)}
-    diff = float(np.abs(out - ort).max())
-    argmax_equal = float((out.argmax(1) == ort.argmax(1)).mean())
+    atol = cfg["validate"]["atol"]
+    cmp = compare_outputs(out, ort, atol)  # argmax ties within the tolerance count as agreement
     state.report["dataflow"] = {
         "nodes": [n.op_type for n in model.graph.node],
-        "executor_max_abs_diff_vs_onnxruntime": diff,
-        "executor_argmax_equal_onnxruntime": argmax_equal,
+        "executor_max_abs_diff_vs_onnxruntime": cmp["max_abs_diff"],
+        "executor_argmax_equal_onnxruntime": cmp["argmax_agree"],
+        "executor_argmax_ties": cmp["ties"],
         "executor_reference": ref_name,
     }
-    atol = cfg["validate"]["atol"]
-    checks.record(state.report, "executor_vs_onnxruntime", diff <= atol and argmax_equal == 1.0,
-                  f"integer executor vs onnxruntime on {len(x)} test inputs: max |diff| {diff:.2e} "
-                  f"({'<=' if diff <= atol else '>'} atol {atol:g}), argmax equal on {argmax_equal:.2%}")
+    checks.record(state.report, "executor_vs_onnxruntime", cmp["passed"],
+                  f"integer executor vs {ref_name} on {len(x)} test inputs: {describe(cmp, atol)}")
     model.save(str(state.out / DATAFLOW_FILE))
     state.artifacts["dataflow"] = DATAFLOW_FILE
     return state
