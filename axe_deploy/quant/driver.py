@@ -6,6 +6,13 @@ unfolds conv inputs into [n·OH·OW, C·kh·kw] patches (optionally a sampled su
 layer's frozen Brevitas scales, and writes ``scale·q`` back so that the layer's
 quantizer reproduces q exactly. Per-layer settings come from glob patterns.
 
+The statistics, and so the algorithms' sweeps, are float64, and bias correction averages
+in float64: in float32 the sums' rounding depends on the CPU's kernels (MKL's code path,
+ATen's vector width, the thread count) and moved integer weights between machines; in
+float64 those differences are ~1e-16 relative, far below the margins that decide a
+rounding to the integer grid (a value that close to a rounding boundary could still
+flip; ``benchmarks/determinism.py`` runs a flow under four such settings to see).
+
 Under AXE the driver lets the core rescale each row to the budget and writes the
 refitted per-channel scales into the quantizer's scale parameter (the integers, and so
 the accumulator guarantee, do not depend on them); layers with a bias get the centred
@@ -200,7 +207,7 @@ def correct_bias(float_model: torch.nn.Module, quant_model: torch.nn.Module, nam
                     for m in (float_model, quant_model))
     channel = 1 if isinstance(module, torch.nn.Conv2d) else -1
     error = (out_f - out_q).movedim(channel, -1)
-    module.bias.data += error.reshape(-1, error.shape[-1]).mean(dim=0).to(module.bias.dtype)
+    module.bias.data += error.reshape(-1, error.shape[-1]).double().mean(dim=0).to(module.bias.dtype)
 
 
 def check_quant_cfg(quant_cfg: dict) -> None:
@@ -311,7 +318,7 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
         stats = None
         if plan.algorithm != "rtn":
             x_f, _, _ = capture_input(float_model, plan.name, calib_x)
-            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq", device=device)
+            stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm != "optq", dtype=torch.float64, device=device)
             cols_f, cols_q = unfold(mod_f, x_f), unfold(mod_q, x_q)
             rows = patch_rows(mod_q, len(cols_q), quant_cfg.get("calibration_patches", 0), seed)
             stats.update(cols_f[rows], cols_q[rows])

@@ -66,5 +66,5 @@ def load(model_name: str, seed: int, model: torch.nn.Module, tag: str = "") -> b
     found = {k: tuple(v.shape) for k, v in state.items()}
     if found != expected:
         raise ShippedWeightsError(f"shipped weights {path} do not fit model {model_name}: {sorted(set(found) ^ set(expected)) or 'shapes differ'}")
-    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
+    model.load_state_dict(state)
     return True
