@@ -1,13 +1,14 @@
 """The same integers on every x86-64 CPU: a flow's software steps under four CPU settings.
 
-    python benchmarks/determinism.py [FLOW.toml] [--out DIR] [--set KEY=VALUE ...]
+    python benchmarks/determinism.py [FLOW.toml] [--out DIR] [--steps JSON] [--set KEY=VALUE ...]
 
-Runs ``axe-deploy run FLOW`` (steps build_models … report) once per setting, each in its
+Runs ``axe-deploy run FLOW`` (steps build_models … report, or ``--steps``; a language model
+takes '["build_models","quantize","evaluate","report"]') once per setting, each in its
 own process with an empty model cache: default, ``MKL_CBWR=COMPATIBLE``,
 ``ATEN_CPU_CAPABILITY=default`` and ``OMP_NUM_THREADS=2`` (the settings under which one
 machine reproduces another's float kernels, DESIGN.md §7). From each build it reads the
-exported QONNX graph, the SHA-256 of every weight Quant's integer matrix and of every
-activation Quant's scale, and from report.json the accuracies and exact accumulator ranges;
+exported QONNX graph, if any, the SHA-256 of every weight Quant's integer matrix and of every
+activation Quant's scale, and from report.json the metrics and exact accumulator widths;
 it prints them side by side and exits 1 when any differs between settings.
 """
 
@@ -38,9 +39,10 @@ def digest(a: np.ndarray) -> str:
 
 def fingerprint(build: Path) -> dict:
     """Integer weights and activation scales (hashes) of the QONNX graph, figures of report.json."""
-    model = ModelWrapper(str(build / "model.qonnx.onnx"))
     out = {}
-    for node in model.graph.node:
+    qonnx = build / "model.qonnx.onnx"
+    model = ModelWrapper(str(qonnx)) if qonnx.is_file() else None
+    for node in model.graph.node if model else []:
         if node.op_type != "Quant":
             continue
         scale = model.get_initializer(node.input[1])
@@ -50,21 +52,26 @@ def fingerprint(build: Path) -> dict:
         else:
             out[f"scale {node.output[0]}"] = digest(scale.astype(np.float32))
     report = json.loads((build / "report.json").read_text())
-    m = report["metrics"]
-    out.update({"float accuracy": f"{m['float_accuracy']:.4f}", "quant accuracy": f"{m['quant_accuracy']:.4f}",
-                "onnxruntime accuracy": f"{m['onnxruntime_accuracy']:.4f}"})
+    if "metrics" in report:
+        m = report["metrics"]
+        out.update({f"{k} accuracy": f"{m[f'{k}_accuracy']:.4f}" for k in ("float", "quant", "onnxruntime")})
+    if "evaluation" in report:
+        ev = report["evaluation"]
+        out.update({f"{k} {ev['metric']}": f"{ev[k]:.6f}" for k in ("float", "quantized")})
     if "unconstrained" in report:
         out["unconstrained accuracy"] = f"{report['unconstrained']['accuracy']:.4f}"
         out.update({f"unconstrained {k}": f"INT{v}" for k, v in report["unconstrained"]["accumulator_bits"].items()})
-    out.update({f"range {l['name']}": str(l["accumulator_range"]) for l in report["layers"]})
+    out.update({f"range {l['name']}": str(l["accumulator_range"]) for l in report.get("layers", [])})
+    if "layers" not in report:  # no exported graph: the PTQ's exact widths
+        out.update({f"exact {p['name']}": f"INT{p['exact_bits']}" for p in report.get("ptq", []) if p})
     out["checks"] = ",".join(k for k, v in report["checks"].items() if not v["passed"]) or "all passed"
     return out
 
 
-def run(flow: str, out: Path, name: str, env: dict, sets: list[str]) -> dict:
+def run(flow: str, out: Path, name: str, env: dict, steps: str, sets: list[str]) -> dict:
     build = out / name.replace("=", "_")
     cmd = [sys.executable, "-m", "axe_deploy.cli.main", "run", flow, "--out", str(build), "--force",
-           "--set", f"flow.steps={SOFTWARE_STEPS}", *[a for s in sets for a in ("--set", s)]]
+           "--set", f"flow.steps={steps}", *[a for s in sets for a in ("--set", s)]]
     with tempfile.TemporaryDirectory(prefix="axe-cache-") as cache:
         full = {**os.environ, "OMP_NUM_THREADS": "1", "AXE_DEPLOY_CACHE": cache, **env,
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -81,11 +88,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("flow", nargs="?", default=str(ROOT / "flows" / "digits_mlp.toml"))
     ap.add_argument("--out", default="build/bench/determinism")
+    ap.add_argument("--steps", default=SOFTWARE_STEPS)
     ap.add_argument("--set", action="append", default=[], dest="sets")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {name: run(args.flow, out, name, env, args.sets) for name, env in SETTINGS.items()}
+    results = {name: run(args.flow, out, name, env, args.steps, args.sets) for name, env in SETTINGS.items()}
     keys = list(dict.fromkeys(k for r in results.values() for k in r))
     width = max(len(k) for k in keys)
     print(f"{'':{width}}  " + "  ".join(f"{n:>27}" for n in results))
