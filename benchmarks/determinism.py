@@ -64,7 +64,7 @@ def fingerprint(build: Path) -> dict:
     out.update({f"range {l['name']}": str(l["accumulator_range"]) for l in report.get("layers", [])})
     if "layers" not in report:  # no exported graph: the PTQ's exact widths
         out.update({f"exact {p['name']}": f"INT{p['exact_bits']}" for p in report.get("ptq", []) if p})
-    out["checks"] = ",".join(k for k, v in report["checks"].items() if not v["passed"]) or "all passed"
+    out["checks"] = ",".join(k for k, v in report.get("checks", {}).items() if not v["passed"]) or "all passed"
     return out
 
 
