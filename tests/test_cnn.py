@@ -23,6 +23,7 @@ from axe_deploy.graph.layers import GraphError, quant_layers
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, SlidingWindowLayer, check_chain
 from axe_deploy.quant.driver import patch_rows
 from axe_deploy.graph.validate import run_onnxruntime
+from axe_deploy.zoo import shipped
 
 FLOW = Path(__file__).parents[1] / "flows" / "digits_cnn.toml"
 SIMULATOR = shutil.which("verilator") or shutil.which("iverilog")
@@ -47,7 +48,8 @@ def build(tmp_path_factory):
 def test_float_accuracy_and_runtimes_agree(build):
     _, report = build
     m = report["metrics"]
-    assert m["float_accuracy"] >= 0.97
+    # the shipped float weights score what they scored when made, on any machine
+    assert m["float_accuracy"] == pytest.approx(shipped.manifest()["digits-cnn-seed0.pt"]["float_accuracy"], abs=1e-6)
     assert m["qonnx_max_abs_diff"] <= 1e-4 and m["onnxruntime_max_abs_diff"] <= 1e-4
     assert m["quant_accuracy"] == m["onnxruntime_accuracy"]
 

@@ -17,6 +17,7 @@ from axe_deploy.flow.runner import SOFTWARE_STEPS, STEPS, run_flow
 from axe_deploy.graph.layers import quant_layers
 from axe_deploy.flow.outdir import MARKER
 from axe_deploy.graph.validate import integer_check, run_onnxruntime, run_qonnx
+from axe_deploy.zoo import shipped
 
 DEFAULT = Path(__file__).parents[1] / "flows" / "digits_mlp.toml"
 SW = "flow.steps=" + str(SOFTWARE_STEPS).replace("'", '"')
@@ -58,7 +59,10 @@ def test_runtimes_agree_with_brevitas(build):
     m = report["metrics"]
     assert m["qonnx_max_abs_diff"] <= 1e-4 and m["onnxruntime_max_abs_diff"] <= 1e-4
     assert m["quant_accuracy"] == m["qonnx_accuracy"] == m["onnxruntime_accuracy"]
-    assert m["float_accuracy"] > 0.95 and m["quant_accuracy"] > 0.93
+    # the shipped float weights score what they scored when made; the quantized model is judged
+    # against the same run's float model (the flow warns when it falls 5 points below)
+    assert m["float_accuracy"] == pytest.approx(shipped.manifest()["digits-mlp-seed0.pt"]["float_accuracy"], abs=1e-6)
+    assert report["warnings"] == [] and m["quant_accuracy"] > m["float_accuracy"] - 0.05
 
 
 def test_every_layer_annotated_with_its_minimal_width(build):

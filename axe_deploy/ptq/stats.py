@@ -5,7 +5,9 @@ X: the same inputs in the float network), both [K, K], divided by the sample cou
 the column means of X̃ and X (for the centred objective, whose mean error a bias absorbs).
 GPFQ and SPFQ need both, OPTQ only H; the scaling by 1/n changes none of them.
 float32 by default (as Brevitas and the reference OPTQ): the algorithms' sweeps then run
-in float32 too, while AXE's budget is always kept exactly (axe.py). ``device``: where the
+in float32 too, while AXE's budget is always kept exactly (axe.py). The Brevitas driver
+asks for float64: float32 sums round differently on different CPU kernels and moved the
+integer weights between machines (see axe_deploy.quant.driver). ``device``: where the
 sums are kept (batches are moved there), and so where ``quantize_from_stats`` computes.
 """
 

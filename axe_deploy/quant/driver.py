@@ -6,6 +6,13 @@ unfolds conv inputs into [n·OH·OW, C·kh·kw] patches (optionally a sampled su
 layer's frozen Brevitas scales, and writes ``scale·q`` back so that the layer's
 quantizer reproduces q exactly. Per-layer settings come from glob patterns.
 
+The statistics, and so the algorithms' sweeps, are float64, and bias correction averages
+in float64: in float32 the sums' rounding depends on the CPU's kernels (MKL's code path,
+ATen's vector width, the thread count) and moved integer weights between machines; in
+float64 those differences are ~1e-16 relative, far below the margins that decide a
+rounding to the integer grid (a value that close to a rounding boundary could still
+flip; ``benchmarks/determinism.py`` runs a flow under four such settings to see).
+
 Under AXE the driver lets the core rescale each row to the budget and writes the
 refitted per-channel scales into the quantizer's scale parameter (the integers, and so
 the accumulator guarantee, do not depend on them); layers with a bias get the centred
@@ -234,7 +241,7 @@ def correct_bias(float_model: torch.nn.Module, quant_model: torch.nn.Module, nam
                     for m in (float_model, quant_model))
     channel = 1 if isinstance(module, torch.nn.Conv2d) else -1
     error = (out_f - out_q).movedim(channel, -1)
-    module.bias.data += error.reshape(-1, error.shape[-1]).mean(dim=0).to(module.bias.dtype)
+    module.bias.data += error.reshape(-1, error.shape[-1]).double().mean(dim=0).to(module.bias.dtype)
 
 
 def check_calibrated(model: torch.nn.Module) -> None:
@@ -312,7 +319,9 @@ def quantize_module(plan: LayerPlan, mod_q: torch.nn.Module, mod_f: torch.nn.Mod
                          f"for {plan.weight_bits}; build the model with the per-layer bits")
     stats = None
     if plan.algorithm != "rtn":
-        stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm in CROSS, device=device).update(x_f, x_q)
+        # float64: float32 sums round differently on different CPU kernels (module docstring)
+        stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm in CROSS, dtype=torch.float64,
+                           device=device).update(x_f, x_q)
     scale = _row_scales(mod_q)
     weight = mod_f.weight.detach().reshape(len(scale), -1)
     q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,

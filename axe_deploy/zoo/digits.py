@@ -16,6 +16,7 @@ from torch import nn
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo.registry import cache_dir, load_cached, register
+from axe_deploy.zoo import shipped
 from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input_quant
 
 MLP_SIZES = (64, 256, 128, 10)
@@ -86,9 +87,13 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: in
 
 
 def cached_float_model(name: str, make, x, y, *, seed: int, retrain: bool, **train_kw) -> nn.Module:
-    """Train ``make()`` on (x, y) once per (name, seed); later calls load the state dict."""
-    path = cache_dir() / f"{name}-seed{seed}.pt"
+    """The float model ``name`` for ``seed``: the shipped weights (:mod:`axe_deploy.zoo.shipped`)
+    where the package has them and ``retrain`` is off; otherwise ``make()`` trained on (x, y)
+    once per (name, seed) and cached, later calls loading the cached state dict."""
     model = make()
+    if not retrain and shipped.load(name, seed, model):
+        return model.eval()
+    path = cache_dir() / f"{name}-seed{seed}.pt"
     if path.is_file() and not retrain and load_cached(path, model):
         return model.eval()
     torch.manual_seed(seed)

