@@ -96,6 +96,8 @@ module axe_mvau #(
   localparam [TFW-1:0] TF_LAST = TF[TFW-1:0] - 1'b1;
   localparam integer TW = PE * N_THR * TH_BITS;
   localparam [OUT_BITS-1:0] ACT_OFFSET = ACT_VAL[OUT_BITS-1:0];
+  localparam integer CB = (N_THR > 0) ? $clog2(N_THR + 1) : 1;  // a threshold count's bits
+  localparam integer NT = (N_THR > 0) ? N_THR : 1;
   localparam [SFW-1:0] SF_LAST = SF[SFW-1:0] - 1'b1;
   localparam [NFW-1:0] NF_LAST = NF[NFW-1:0] - 1'b1;
   localparam [WAW-1:0] WA_LAST = WDEPTH[WAW-1:0] - 1'b1;
@@ -395,6 +397,16 @@ module axe_mvau #(
   endgenerate
 
   // ---- activation: thresholds, compare register, output register ----
+  // whether at least n of the thermometer code ge's bits are set (n in 1 .. 2^CB - 1)
+  function thermometer_bit(input [NT-1:0] ge, input [CB-1:0] n);
+    integer i;
+    begin
+      thermometer_bit = 1'b0;
+      for (i = 0; i < N_THR; i = i + 1)
+        if (n == i[CB-1:0] + 1'b1) thermometer_bit = ge[i];
+    end
+  endfunction
+
   // the compare register (CMP_REG): the results, and their thresholds, one stage later
   wire vR;
   wire [PE*RES_BITS-1:0] acc_q;
@@ -422,14 +434,25 @@ module axe_mvau #(
             assign ge[s] = {1'b0, a} >= t;
           end
         end
-        reg [OUT_BITS-1:0] count;
-        integer k;
+        // The thresholds are non-decreasing, so ge is a thermometer code (ge[k] = k < count):
+        // count by binary search, one bit a step from the top (FINN's thresholding does the
+        // same), a few mux levels where adding the ge bits up would be a chain of adders.
+        reg [CB-1:0] count, probe;
+        integer b;
         always @* begin
-          count = {OUT_BITS{1'b0}};
-          for (k = 0; k < N_THR; k = k + 1) count = count + {{(OUT_BITS-1){1'b0}}, ge[k]};
+          count = {CB{1'b0}};
+          for (b = CB - 1; b >= 0; b = b - 1) begin
+            probe = count;
+            probe[b] = 1'b1;
+            if (thermometer_bit(ge, probe)) count = probe;
+          end
         end
         // count + ACT_VAL in OUT_BITS two's complement bits (count <= N_THR fits them unsigned)
-        assign result[p*OUT_BITS +: OUT_BITS] = count + ACT_OFFSET;
+        if (OUT_BITS > CB) begin : g_cext
+          assign result[p*OUT_BITS +: OUT_BITS] = {{(OUT_BITS-CB){1'b0}}, count} + ACT_OFFSET;
+        end else begin : g_csame
+          assign result[p*OUT_BITS +: OUT_BITS] = count + ACT_OFFSET;
+        end
       end
     end else begin : g_raw
       assign result = acc_q;
