@@ -38,7 +38,10 @@ TILED_MVAU_PIPELINE_DEPTH = 4  # one more register stage: tile sum into the oute
 # operands (behind the weight ROM), compare (accumulators and thresholds), products, then
 # one after each adder tree level at most.
 MVAU_FIXED_OPTIONAL_STAGES = ("operands", "compare", "products")
-DEFAULT_PIPELINE_STAGES = 0
+# 6: those three and three in the adder tree (after every level up to SIMD 8, every second
+# or third level up to SIMD 64): what the digits MLP and CNN need for 100 MHz on an ECP5
+# (benchmarks/fpga_place_route.py).
+DEFAULT_PIPELINE_STAGES = 6
 RES_TYPES = ("auto", "lut", "dsp")  # FINN's resType: the multipliers' resource
 SWG_PIPELINE_DEPTH = 2
 POOL_PIPELINE_DEPTH = 1
