@@ -100,6 +100,16 @@ module axe_swg #(
   function signed [GW-1:0] rows_freed(input signed [GW-1:0] top, input last);
     rows_freed = last ? G_H - floor0(top) : floor0(top + G_S) - floor0(top);
   endfunction
+  // the first input row of output row o's windows
+  function signed [GW-1:0] top_of(input integer o);
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [31:0] t;  // fits GW bits
+    /* verilator lint_on UNUSEDSIGNAL */
+    begin
+      t = o * STRIDE - PAD;
+      top_of = t[GW-1:0];
+    end
+  endfunction
 
   reg [DW-1:0] mem [0:DEPTH-1];
 
@@ -148,19 +158,36 @@ module axe_swg #(
   wire row_done = issue && row_out_end;
   wire [RW-1:0] freed = row_done ? free_r[RW-1:0] : {RW{1'b0}};
 
-  // the next output row's values (taken at row_done)
-  wire signed [GW-1:0] next_top = last_row ? G_NPAD : top_r + G_S;
-  wire next_last = last_row ? (OH == 1) : (oh + 1'b1 == OH_LAST);
+  // The next output row's values (taken at row_done) depend on oh alone: small tables of
+  // constants in LUTs (a loop over the rows), not adders on the row's geometry. nx_shift:
+  // this row's rows freed plus min(next top row, 0), the next first slot's offset from r_base.
+  reg signed [GW-1:0] nx_top, nx_need, nx_free, nx_shift;
+  integer o;
+  always @* begin
+    nx_top = G_NPAD;  // after the last row: row 0
+    nx_need = rows_needed(G_NPAD, OH == 1);
+    nx_free = rows_freed(G_NPAD, OH == 1);
+    nx_shift = rows_freed(top_of(OH - 1), 1'b1) + G_NPAD;
+    for (o = 0; o + 1 < OH; o = o + 1)
+      if (oh == o[OHW-1:0]) begin
+        nx_top = top_of(o + 1);
+        nx_need = rows_needed(top_of(o + 1), o + 2 == OH);
+        nx_free = rows_freed(top_of(o + 1), o + 2 == OH);
+        nx_shift = rows_freed(top_of(o), o + 1 == OH)
+                 + ((top_of(o + 1) < G_0) ? top_of(o + 1) : G_0);
+      end
+  end
+  // r_base plus this row's rows freed, and plus nx_shift, wrapped into [0, R)
+  wire signed [GW-1:0] r_base_s = $signed({{(GW-SW){1'b0}}, r_base});
+  wire signed [GW-1:0] base_sum = r_base_s + free_r;
+  wire signed [GW-1:0] slot_sum = r_base_s + nx_shift;
   /* verilator lint_off UNUSEDSIGNAL */  // both wrapped into [0, R): their low SW bits
-  wire [RW:0] base_sum = {1'b0, r_base} + {1'b0, free_r[RW-1:0]};  // < 2R
-  wire [RW:0] base_wrap = (base_sum >= {1'b0, R_N}) ? base_sum - {1'b0, R_N} : base_sum;
-  wire [SW-1:0] next_base = base_wrap[SW-1:0];
-  // slot of row next_top: next_base + min(next_top, 0), in [0, R)
-  wire signed [GW-1:0] slot_sum = $signed({{(GW-SW){1'b0}}, next_base})
-                                + ((next_top < G_0) ? next_top : G_0);
-  wire signed [GW-1:0] slot_fix = (slot_sum < G_0) ? slot_sum + G_RN : slot_sum;
+  wire signed [GW-1:0] base_wrap = (base_sum >= G_RN) ? base_sum - G_RN : base_sum;
+  wire signed [GW-1:0] slot_wrap = (slot_sum < G_0) ? slot_sum + G_RN
+                                 : (slot_sum >= G_RN) ? slot_sum - G_RN : slot_sum;
   /* verilator lint_on UNUSEDSIGNAL */
-  wire [SW-1:0] next_slot0 = slot_fix[SW-1:0];
+  wire [SW-1:0] next_base = base_wrap[SW-1:0];
+  wire [SW-1:0] next_slot0 = slot_wrap[SW-1:0];
   wire [SW-1:0] slot_up = (slot_r == SLOT_LAST) ? {SW{1'b0}} : slot_r + 1'b1;
   wire signed [GW-1:0] next_left = left_r + G_S;
   wire signed [BW-1:0] next_lcol = lcol_r + B_STEP;
@@ -225,13 +252,13 @@ module axe_swg #(
           kh <= {KW{1'b0}};
           ow <= {OWW{1'b0}};
           oh <= last_row ? {OHW{1'b0}} : oh + 1'b1;
-          top_r <= next_top;
-          need_r <= rows_needed(next_top, next_last);
-          free_r <= rows_freed(next_top, next_last);
+          top_r <= nx_top;
+          need_r <= nx_need;
+          free_r <= nx_free;
           r_base <= next_base;
           slot0_r <= next_slot0;
           slot_r <= next_slot0;
-          ih_r <= next_top;
+          ih_r <= nx_top;
           left_r <= G_NPAD;
           iw_r <= G_NPAD;
           lcol_r <= B_LEFT0;
