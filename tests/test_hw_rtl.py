@@ -82,7 +82,7 @@ def test_random_chains_bit_exact(tmp_path_factory, seed, n_layers, signed, act_b
                       data.draw(st.sampled_from([d for d in range(1, mw + 1) if mw % d == 0]))))
     layers = _mlp(rng, dims, folds, in_bits=data.draw(st.integers(1, 8)), in_signed=signed,
                   act_bits=act_bits)
-    layers = [dataclasses.replace(layer, pipeline_stages=data.draw(st.integers(0, 6)),
+    layers = [dataclasses.replace(layer, pipeline_stages=data.draw(st.integers(0, 8)),
                                   res_type=data.draw(st.sampled_from(["auto", "lut", "dsp"])))
               for layer in layers]
     x = _inputs(rng, layers[0], 6)
@@ -102,16 +102,17 @@ def test_every_pipeline_depth_bit_exact_at_the_estimated_latency(tmp_path, tile_
                        n_thresholds=3, tile_size=tile_size)
     assert base.adder_tree_levels == 2
     layers = [dataclasses.replace(base, pipeline_stages=k, res_type=("auto", "lut", "dsp")[k % 3])
-              for k in range(7)]
-    assert [l.built_pipeline_stages for l in layers] == [0, 1, 2, 3, 4, 5, 5]
+              for k in range(9)]
+    assert [l.built_pipeline_stages for l in layers] == [0, 1, 2, 3, 4, 5, 6, 7, 7]
     designs = [write_rtl([l], tmp_path, top=f"axe_top{k}") for k, l in enumerate(layers)]
     x = _inputs(rng, base, 8)
     ref = chain_reference([base], x)
+    unpipelined = estimate_latency(layers[0])
     for stall in (False, True):
         for layer, res in zip(layers, simulate_many(designs, [x] * len(designs), "icarus", stall)):
             assert np.array_equal(res.outputs, ref) and res.total_overflows == 0
             if not stall:
-                assert res.latency == estimate_latency(layer) == estimate_latency(base) + layer.built_pipeline_stages
+                assert res.latency == estimate_latency(layer) == unpipelined + layer.built_pipeline_stages
                 assert res.interval == estimate_cycles(layer)
 
 
@@ -174,7 +175,7 @@ def test_verilator_agrees_and_designs_lint_clean(tmp_path):
     for k, (dims, folds, signed) in enumerate(CASES):
         design = write_rtl(_mlp(rng, dims, folds, in_signed=signed), tmp_path / f"lint{k}")
         assert lint(design) == ""
-        for stages, res_type in [(0, "lut"), (2, "dsp"), (6, "auto")]:
+        for stages, res_type in [(0, "lut"), (2, "dsp"), (8, "auto")]:
             design = write_rtl(_mlp(rng, dims, folds, in_signed=signed, pipeline_stages=stages,
                                     res_type=res_type), tmp_path / f"lint{k}_{stages}")
             assert lint(design) == ""

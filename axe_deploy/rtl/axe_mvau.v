@@ -30,11 +30,12 @@
 // accumulators [-> outer accumulator when tiled] -> threshold ROM read [-> compare register]
 // -> compare -> output register. PIPE (>= 0) bracketed stages are built, taken in this
 // order: 1 the operand register (an ECP5 block RAM's clock-to-output alone is ~5.6 ns),
-// 2 the compare register (accumulators and thresholds), 3 the product register, 4 and up
-// registers inside the adder tree, at most one after each of its ceil(log2(SIMD)) levels,
-// spread evenly (so PIPE <= 3 + ceil(log2(SIMD))). Each stage delays a vector's result by
-// one cycle and leaves the interval unchanged. Every stage holds while the output register
-// is full and not taken (en = 0).
+// 2 the compare register (accumulators and thresholds), 3 the product register, then
+// registers inside the adder tree, at most one after each of its TL = ceil(log2(SIMD))
+// levels, spread evenly, then a second operand and a second product register (room for
+// the placer around a DSP multiplier: ~3.9 ns on an ECP5, between routes): PIPE <= 5 + TL.
+// Each stage delays a vector's result by one cycle and leaves the interval unchanged.
+// Every stage holds while the output register is full and not taken (en = 0).
 //
 // Multipliers (RES_TYPE, FINN's resType): 0 the tool's choice, 1 LUTs: shift-and-add over
 // the weight's bits, no `*` (so no tool maps it to a DSP block), 2 DSP: `*` with use_dsp.
@@ -103,10 +104,10 @@ module axe_mvau #(
   localparam [WAW-1:0] WA_LAST = WDEPTH[WAW-1:0] - 1'b1;
   // optional pipeline stages (see the header), in the order PIPE adds them
   localparam integer TL = (SIMD > 1) ? $clog2(SIMD) : 0;  // adder tree levels
-  localparam integer OP_REG = (PIPE >= 1) ? 1 : 0;
+  localparam integer OP_REG = ((PIPE >= 1) ? 1 : 0) + ((PIPE > 3 + TL) ? 1 : 0);
   localparam integer CMP_REG = (PIPE >= 2) ? 1 : 0;
-  localparam integer PROD_REG = (PIPE >= 3) ? 1 : 0;
-  localparam integer TREE_REGS = (PIPE > 3) ? PIPE - 3 : 0;
+  localparam integer PROD_REG = ((PIPE >= 3) ? 1 : 0) + ((PIPE > 4 + TL) ? 1 : 0);
+  localparam integer TREE_REGS = (PIPE > 3 + TL) ? TL : (PIPE > 3) ? PIPE - 3 : 0;
   localparam integer CW = 5 + NFW;  // control word of a beat: first, last, tfirst, tlast, ftile, nf
 
   // ---- issue: fold counters, input buffer, weight ROM ----
@@ -246,9 +247,9 @@ module axe_mvau #(
       assign lastA = lastC;
       assign nfA = nfC;
     end
-    if (TREE_REGS > TL) begin : g_bad_pipe
-      // PIPE may add at most one register per adder tree level: elaboration stops here
-      axe_mvau_PIPE_exceeds_3_plus_log2_SIMD bad ();
+    if (PIPE > 5 + TL) begin : g_bad_pipe
+      // more stages than the datapath has places for: elaboration stops here
+      axe_mvau_PIPE_exceeds_5_plus_log2_SIMD bad ();
     end
   endgenerate
 
@@ -307,14 +308,9 @@ module axe_mvau #(
 `ifdef AXE_SIM_OVERFLOW
         assign prod_all[(p*SIMD + s)*PROD_BITS +: PROD_BITS] = prod;
 `endif
-        wire [PROD_BITS-1:0] prod_q;  // behind the product register
-        if (PROD_REG != 0) begin : g_preg
-          reg [PROD_BITS-1:0] r;
-          always @(posedge clk) if (en) r <= prod;
-          assign prod_q = r;
-        end else begin : g_pwire
-          assign prod_q = prod;
-        end
+        wire [PROD_BITS-1:0] prod_q;  // behind the product register(s)
+        axe_pipe #(.WIDTH(PROD_BITS), .DEPTH(PROD_REG), .RESET(0)) prod_pipe (
+          .clk(clk), .rst_n(rst_n), .en(en), .d(prod), .q(prod_q));
         if (DOT_BITS > PROD_BITS) begin : g_ext
           assign tree[s*DOT_BITS +: DOT_BITS] = {{(DOT_BITS-PROD_BITS){prod_q[PROD_BITS-1]}}, prod_q};
         end else begin : g_trunc
