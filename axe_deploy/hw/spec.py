@@ -35,15 +35,14 @@ import numpy as np
 MVAU_PIPELINE_DEPTH = 3  # operands, accumulators, output register
 TILED_MVAU_PIPELINE_DEPTH = 4  # one more register stage: tile sum into the outer accumulator
 # An MVAU's optional stages, in the order pipeline_stages adds them (axe_mvau.v's PIPE):
-# operands (behind the weight ROM), compare (accumulators and thresholds), products, then
-# one after each adder tree level at most, then a second operand and product register
-# (placement room around a DSP multiplier).
-MVAU_FIXED_OPTIONAL_STAGES = ("operands", "compare", "products")
-MVAU_DSP_ROOM_STAGES = ("operands 2", "products 2")
-# 7: those three and four more: in the adder tree (after every level up to SIMD 16, every
-# second level up to SIMD 256), then around the multiplier where the tree is shallower:
-# what the digits MLP and CNN need for 100 MHz on an ECP5 (benchmarks/fpga_place_route.py).
-DEFAULT_PIPELINE_STAGES = 7
+# operands (behind the weight ROM), compare (accumulators and thresholds), products, a
+# second operand and product register (placement room around a DSP multiplier), then one
+# after each adder tree level at most.
+MVAU_FIXED_OPTIONAL_STAGES = ("operands", "compare", "products", "operands 2", "products 2")
+# 8: those five and three in the adder tree (after every level up to SIMD 8, every second
+# level up to SIMD 128): what the digits MLP and CNN need for 100 MHz on an ECP5
+# (benchmarks/fpga_place_route.py).
+DEFAULT_PIPELINE_STAGES = 8
 RES_TYPES = ("auto", "lut", "dsp")  # FINN's resType: the multipliers' resource
 SWG_PIPELINE_DEPTH = 2
 POOL_PIPELINE_DEPTH = 1
@@ -88,8 +87,7 @@ class MVAULayer:
     "dsp" or "auto" (the synthesis tool's choice).
     ``pipeline_stages``: optional register stages of the MVAU's datapath, taken in the
     order of ``MVAU_FIXED_OPTIONAL_STAGES``, then inside the SIMD adder tree (one per
-    level at most, ceil(log2 SIMD) levels), then ``MVAU_DSP_ROOM_STAGES``; more than the
-    layer can place are not built
+    level at most, ceil(log2 SIMD) levels); more than the layer can place are not built
     (``built_pipeline_stages``). Each built stage adds a cycle of latency, never interval.
     """
 
@@ -181,8 +179,7 @@ class MVAULayer:
     @property
     def built_pipeline_stages(self) -> int:
         """The optional stages the RTL builds: ``pipeline_stages``, at most all it can place."""
-        return min(self.pipeline_stages, len(MVAU_FIXED_OPTIONAL_STAGES) + self.adder_tree_levels
-                   + len(MVAU_DSP_ROOM_STAGES))
+        return min(self.pipeline_stages, len(MVAU_FIXED_OPTIONAL_STAGES) + self.adder_tree_levels)
 
     @property
     def result_bits(self) -> int:

@@ -30,10 +30,11 @@
 // accumulators [-> outer accumulator when tiled] -> threshold ROM read [-> compare register]
 // -> compare -> output register. PIPE (>= 0) bracketed stages are built, taken in this
 // order: 1 the operand register (an ECP5 block RAM's clock-to-output alone is ~5.6 ns),
-// 2 the compare register (accumulators and thresholds), 3 the product register, then
-// registers inside the adder tree, at most one after each of its TL = ceil(log2(SIMD))
-// levels, spread evenly, then a second operand and a second product register (room for
-// the placer around a DSP multiplier: ~3.9 ns on an ECP5, between routes): PIPE <= 5 + TL.
+// 2 the compare register (accumulators and thresholds), 3 the product register, 4 and 5 a
+// second operand and a second product register (room for the placer around a DSP
+// multiplier: an ECP5 MULT18X18D takes ~3.9 ns between two routes), then registers
+// inside the adder tree, at most one after each of its TL = ceil(log2(SIMD)) levels,
+// spread evenly (the accumulator's adder counted as one more level): PIPE <= 5 + TL.
 // Each stage delays a vector's result by one cycle and leaves the interval unchanged.
 // Every stage holds while the output register is full and not taken (en = 0).
 //
@@ -104,10 +105,10 @@ module axe_mvau #(
   localparam [WAW-1:0] WA_LAST = WDEPTH[WAW-1:0] - 1'b1;
   // optional pipeline stages (see the header), in the order PIPE adds them
   localparam integer TL = (SIMD > 1) ? $clog2(SIMD) : 0;  // adder tree levels
-  localparam integer OP_REG = ((PIPE >= 1) ? 1 : 0) + ((PIPE > 3 + TL) ? 1 : 0);
+  localparam integer OP_REG = ((PIPE >= 1) ? 1 : 0) + ((PIPE >= 4) ? 1 : 0);
   localparam integer CMP_REG = (PIPE >= 2) ? 1 : 0;
-  localparam integer PROD_REG = ((PIPE >= 3) ? 1 : 0) + ((PIPE > 4 + TL) ? 1 : 0);
-  localparam integer TREE_REGS = (PIPE > 3 + TL) ? TL : (PIPE > 3) ? PIPE - 3 : 0;
+  localparam integer PROD_REG = ((PIPE >= 3) ? 1 : 0) + ((PIPE >= 5) ? 1 : 0);
+  localparam integer TREE_REGS = (PIPE > 5 + TL) ? TL : (PIPE > 5) ? PIPE - 5 : 0;
   localparam integer CW = 5 + NFW;  // control word of a beat: first, last, tfirst, tlast, ftile, nf
 
   // ---- issue: fold counters, input buffer, weight ROM ----
