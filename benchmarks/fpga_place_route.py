@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--package", default="CABGA381")
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--determinism", action="store_true",
+                    help="place and route the first build twice and compare the bitstreams")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,6 +105,15 @@ def main() -> None:
                       f"MULT18X18D {u['MULT18X18D']['used']:4d}  {pr.seconds['total']:.0f} s  "
                       f"critical {pr.critical_path.get('from', {}).get('cell')} -> "
                       f"{pr.critical_path.get('to', {}).get('cell')}", flush=True)
+                if args.determinism and len(results) == 1:
+                    again = place_route(design, build / "place_route_again", device=args.device,
+                                        package=args.package, clock_mhz=args.clock_mhz,
+                                        seed=args.seed, dsp=not args.nodsp)
+                    same = again.bitstream.read_bytes() == pr.bitstream.read_bytes()
+                    results[key]["bitstream_identical_on_rerun"] = same
+                    print(f"{key}: the same build again gives a "
+                          f"{'byte-identical' if same else 'DIFFERENT'} bitstream "
+                          f"({again.seconds['total']:.0f} s)", flush=True)
                 (out / "fpga_place_route.json").write_text(json.dumps(results, indent=1))
     print(f"wrote {out / 'fpga_place_route.json'}")
 

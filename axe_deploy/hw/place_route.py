@@ -179,7 +179,7 @@ def synth_script(design: RtlDesign, netlist: str, stat: str, dsp: bool = True) -
 
 def place_route(design: RtlDesign, out_dir, *, device: str = "LFE5U-85F",
                 package: str = "CABGA381", clock_mhz: float = 100.0, seed: int = 1,
-                dsp: bool = True, keep_netlist: bool = False,
+                dsp: bool = True, nextpnr_args: tuple[str, ...] = (), keep_netlist: bool = False,
                 timeout: float = 3600) -> PlaceRouteResult:
     """Synthesize, place and route ``design`` for the ECP5 ``device`` in ``package`` with
     its clock constrained to ``clock_mhz``; write the bitstream and the tools' logs and
@@ -187,7 +187,8 @@ def place_route(design: RtlDesign, out_dir, *, device: str = "LFE5U-85F",
 
     A build that misses the clock target is still a build (``timing_met`` False, the
     bitstream written); a missing tool, an unknown device or a failing tool raise.
-    ``dsp=False`` keeps multipliers out of the MULT18X18D blocks (``synth_ecp5 -nodsp``).
+    ``dsp=False`` keeps multipliers out of the MULT18X18D blocks (``synth_ecp5 -nodsp``);
+    ``nextpnr_args`` are passed on to nextpnr-ecp5 (e.g. placer options).
     ``keep_netlist`` keeps yosys' JSON netlist (``axe_top.json``, ~10 MB for the demo).
     """
     flag = device_flag(device)
@@ -208,7 +209,8 @@ def place_route(design: RtlDesign, out_dir, *, device: str = "LFE5U-85F",
     seconds["place_and_route"] = _run(
         [tools["nextpnr"], flag, "--package", package, "--freq", f"{clock_mhz:g}",
          "--seed", str(seed), "--json", netlist, "--textcfg", "axe_top.config",
-         "--report", "nextpnr_report.json", "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+         "--report", "nextpnr_report.json", "--timing-allow-fail", *nextpnr_args,
+         "-q", "-l", "nextpnr.log"],
         out, out / "nextpnr.log", "nextpnr-ecp5", timeout)
     seconds["bitstream"] = _run([tools["ecppack"], "axe_top.config", BITSTREAM],
                                 out, out / "nextpnr.log", "ecppack", timeout)
