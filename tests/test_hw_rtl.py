@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axe_deploy.core.accumulator import worst_case_inputs
-from axe_deploy.hw.sim import lint, simulate
-from axe_deploy.hw.spec import chain_reference, estimate_cycles
+from axe_deploy.hw.sim import lint, simulate, simulate_many
+from axe_deploy.hw.spec import chain_reference, estimate_cycles, estimate_latency
 from axe_deploy.hw.testing import random_mvau
 from axe_deploy.hw.verilog import write_rtl
 
@@ -30,14 +30,15 @@ def _inputs(rng, layer, n):
     return rng.integers(lo, hi + 1, size=(n, layer.in_elems))
 
 
-def _mlp(rng, dims, folds, in_bits=8, in_signed=False, act_bits=2):
-    """Chain of random MVAUs: thresholds with 2^act_bits - 1 levels, raw last layer."""
+def _mlp(rng, dims, folds, in_bits=8, in_signed=False, act_bits=2, **spec):
+    """Chain of random MVAUs: thresholds with 2^act_bits - 1 levels, raw last layer;
+    ``spec`` (e.g. pipeline_stages, res_type) set on every layer."""
     layers, bits, signed = [], in_bits, in_signed
     for i, ((mw, mh), (pe, simd)) in enumerate(zip(zip(dims, dims[1:]), folds)):
         last = i == len(dims) - 2
-        layers.append(random_mvau(rng, f"fc{i}", mw, mh, SIMD=simd, PE=pe, input_bits=bits,
-                                  input_signed=signed,
-                                  n_thresholds=None if last else 2**act_bits - 1))
+        layer = random_mvau(rng, f"fc{i}", mw, mh, SIMD=simd, PE=pe, input_bits=bits,
+                            input_signed=signed, n_thresholds=None if last else 2**act_bits - 1)
+        layers.append(dataclasses.replace(layer, **spec))
         bits, signed = act_bits, False
     return layers
 
@@ -81,11 +82,38 @@ def test_random_chains_bit_exact(tmp_path_factory, seed, n_layers, signed, act_b
                       data.draw(st.sampled_from([d for d in range(1, mw + 1) if mw % d == 0]))))
     layers = _mlp(rng, dims, folds, in_bits=data.draw(st.integers(1, 8)), in_signed=signed,
                   act_bits=act_bits)
+    layers = [dataclasses.replace(layer, pipeline_stages=data.draw(st.integers(0, 8)),
+                                  res_type=data.draw(st.sampled_from(["auto", "lut", "dsp"])))
+              for layer in layers]
     x = _inputs(rng, layers[0], 6)
     res = simulate(write_rtl(layers, tmp_path_factory.mktemp("rtl")), x, simulator="icarus",
                    stall=data.draw(st.booleans()))
     assert np.array_equal(res.outputs, chain_reference(layers, x))
     assert res.total_overflows == 0
+
+
+@needs_icarus
+@pytest.mark.parametrize("tile_size", [0, 8])
+def test_every_pipeline_depth_bit_exact_at_the_estimated_latency(tmp_path, tile_size):
+    """pipeline_stages 0 .. all an MVAU can place (and one more, not built): bit-exact,
+    with and without stalls; latency as estimated (one cycle a stage), interval unchanged."""
+    rng = np.random.default_rng(5 + tile_size)
+    base = random_mvau(rng, "fc", 16, 6, SIMD=4, PE=2, input_bits=5, input_signed=True,
+                       n_thresholds=3, tile_size=tile_size)
+    assert base.adder_tree_levels == 2
+    layers = [dataclasses.replace(base, pipeline_stages=k, res_type=("auto", "lut", "dsp")[k % 3])
+              for k in range(9)]
+    assert [l.built_pipeline_stages for l in layers] == [0, 1, 2, 3, 4, 5, 6, 7, 7]
+    designs = [write_rtl([l], tmp_path, top=f"axe_top{k}") for k, l in enumerate(layers)]
+    x = _inputs(rng, base, 8)
+    ref = chain_reference([base], x)
+    unpipelined = estimate_latency(layers[0])
+    for stall in (False, True):
+        for layer, res in zip(layers, simulate_many(designs, [x] * len(designs), "icarus", stall)):
+            assert np.array_equal(res.outputs, ref) and res.total_overflows == 0
+            if not stall:
+                assert res.latency == estimate_latency(layer) == unpipelined + layer.built_pipeline_stages
+                assert res.interval == estimate_cycles(layer)
 
 
 @needs_icarus
@@ -100,17 +128,18 @@ def test_unsigned_accumulator_and_wide_signed_inputs(tmp_path):
 
 
 @needs_icarus
-def test_overflow_is_flagged_when_the_accumulator_is_too_narrow(tmp_path):
+@pytest.mark.parametrize("stages", [0, 5])
+def test_overflow_is_flagged_when_the_accumulator_is_too_narrow(tmp_path, stages):
     rng = np.random.default_rng(3)
     exact = random_mvau(rng, "fc", 16, 4, SIMD=4, PE=2, input_bits=4, n_thresholds=None)
+    exact = dataclasses.replace(exact, pipeline_stages=stages)
     x_hi, x_lo = worst_case_inputs(exact.weights, 0, 15)
     x = np.concatenate([x_hi, x_lo, _inputs(rng, exact, 4)])
     ref = chain_reference([exact], x)
     ok = simulate(write_rtl([exact], tmp_path / "exact"), x, simulator="icarus")
     assert np.array_equal(ok.outputs, ref) and ok.total_overflows == 0
 
-    narrow = random_mvau(np.random.default_rng(3), "fc", 16, 4, SIMD=4, PE=2, input_bits=4,
-                         n_thresholds=None, acc_bits=exact.acc_bits - 2)
+    narrow = dataclasses.replace(exact, acc_bits=exact.acc_bits - 2)
     bad = simulate(write_rtl([narrow], tmp_path / "narrow"), x, simulator="icarus")
     P = narrow.acc_bits
     wrapped = (ref + 2 ** (P - 1)) % 2**P - 2 ** (P - 1)
@@ -146,6 +175,10 @@ def test_verilator_agrees_and_designs_lint_clean(tmp_path):
     for k, (dims, folds, signed) in enumerate(CASES):
         design = write_rtl(_mlp(rng, dims, folds, in_signed=signed), tmp_path / f"lint{k}")
         assert lint(design) == ""
+        for stages, res_type in [(0, "lut"), (2, "dsp"), (8, "auto")]:
+            design = write_rtl(_mlp(rng, dims, folds, in_signed=signed, pipeline_stages=stages,
+                                    res_type=res_type), tmp_path / f"lint{k}_{stages}")
+            assert lint(design) == ""
     dims, folds, signed = CASES[0]
     layers = _mlp(rng, dims, folds, in_signed=signed)
     x = _inputs(rng, layers[0], 30)

@@ -30,10 +30,20 @@ from typing import Union
 
 import numpy as np
 
-# Cycles from an input beat's acceptance to the first result it can affect, per layer kind
-# (register stages of the RTL modules).
-MVAU_PIPELINE_DEPTH = 4
-TILED_MVAU_PIPELINE_DEPTH = 5  # one more register stage: tile sum into the outer accumulator
+# Cycles a layer's last output beat leaves after its last input beat's issue, per layer
+# kind (register stages of the RTL modules); an MVAU adds its optional pipeline stages.
+MVAU_PIPELINE_DEPTH = 3  # operands, accumulators, output register
+TILED_MVAU_PIPELINE_DEPTH = 4  # one more register stage: tile sum into the outer accumulator
+# An MVAU's optional stages, in the order pipeline_stages adds them (axe_mvau.v's PIPE):
+# operands (behind the weight ROM), compare (accumulators and thresholds), products, a
+# second operand and product register (placement room around a DSP multiplier), then one
+# after each adder tree level at most.
+MVAU_FIXED_OPTIONAL_STAGES = ("operands", "compare", "products", "operands 2", "products 2")
+# 8: those five and three in the adder tree (after every level up to SIMD 8, every second
+# level up to SIMD 128): what the digits MLP and CNN need for 100 MHz on an ECP5
+# (benchmarks/fpga_place_route.py).
+DEFAULT_PIPELINE_STAGES = 8
+RES_TYPES = ("auto", "lut", "dsp")  # FINN's resType: the multipliers' resource
 SWG_PIPELINE_DEPTH = 2
 POOL_PIPELINE_DEPTH = 1
 REORDER_PIPELINE_DEPTH = 1  # plus one vector: it is written whole before it is read
@@ -73,7 +83,12 @@ class MVAULayer:
     output (last layer). ``num_vectors``: vectors per image (OH*OW for a convolution).
     ``ram_style`` of the weight and threshold ROMs (FINN's attribute): "block",
     "distributed", or "auto" (block RAM from 9 Kbit, half a RAMB18, up; else the
-    synthesis tool's choice).
+    synthesis tool's choice). ``res_type`` of the multipliers (FINN's resType): "lut",
+    "dsp" or "auto" (the synthesis tool's choice).
+    ``pipeline_stages``: optional register stages of the MVAU's datapath, taken in the
+    order of ``MVAU_FIXED_OPTIONAL_STAGES``, then inside the SIMD adder tree (one per
+    level at most, ceil(log2 SIMD) levels); more than the layer can place are not built
+    (``built_pipeline_stages``). Each built stage adds a cycle of latency, never interval.
     """
 
     name: str
@@ -94,6 +109,8 @@ class MVAULayer:
     tile_size: int = 0
     outer_bits: int = 0
     input_narrow: bool = False  # signed inputs never take -2^(N-1) (their producer's narrow range)
+    pipeline_stages: int = DEFAULT_PIPELINE_STAGES
+    res_type: str = "auto"
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights)
@@ -130,6 +147,11 @@ class MVAULayer:
         elif self.outer_bits:
             raise ValueError(f"layer '{self.name}': outer_bits={self.outer_bits} without a "
                              "tile_size; one stage has one register (acc_bits)")
+        if self.pipeline_stages < 0:
+            raise ValueError(f"layer '{self.name}': pipeline_stages={self.pipeline_stages} must be >= 0")
+        if self.res_type not in RES_TYPES:
+            raise ValueError(f"layer '{self.name}': res_type '{self.res_type}' is not one of "
+                             f"{', '.join(repr(r) for r in RES_TYPES)}")
         if self.ram_style not in ("auto", "block", "distributed"):
             raise ValueError(f"layer '{self.name}': ram_style '{self.ram_style}' is not one of "
                              "'auto', 'block', 'distributed'")
@@ -149,6 +171,15 @@ class MVAULayer:
     @property
     def n_thresholds(self) -> int:
         return 0 if self.thresholds is None else self.thresholds.shape[1]
+
+    @property
+    def adder_tree_levels(self) -> int:
+        return (self.SIMD - 1).bit_length()
+
+    @property
+    def built_pipeline_stages(self) -> int:
+        """The optional stages the RTL builds: ``pipeline_stages``, at most all it can place."""
+        return min(self.pipeline_stages, len(MVAU_FIXED_OPTIONAL_STAGES) + self.adder_tree_levels)
 
     @property
     def result_bits(self) -> int:
@@ -379,10 +410,13 @@ def estimate_cycles(layer: Layer) -> int:
 
 
 def estimate_latency(layer: Layer) -> int:
-    """Cycles from a layer's first input beat to its last output beat of one image when
-    nothing stalls: the initiation interval plus the pipeline depth of its module."""
+    """Cycles from a layer's first input beat to its last output beat of one image, both
+    counted, when nothing stalls: the initiation interval plus the pipeline depth of its
+    module. Exact (the simulated latency of the layer alone) for an MVAU, a max-pool and a
+    reorder; a lower bound for a sliding window, which also waits for rows to fill."""
     if isinstance(layer, MVAULayer):
         depth = TILED_MVAU_PIPELINE_DEPTH if layer.tile_size else MVAU_PIPELINE_DEPTH
+        depth += layer.built_pipeline_stages
     elif isinstance(layer, ReorderLayer):
         depth = REORDER_PIPELINE_DEPTH + layer.N
     else:

@@ -1,7 +1,7 @@
 """Verilog for a chain of layer specs: per-layer wrappers and ROM hex files, a stitched top.
 
 ``write_rtl(layers, folder)`` writes into ``folder``:
-- the generic modules it uses (``axe_mvau.v`` with ``axe_rom.v``, ``axe_swg.v``,
+- the generic modules it uses (``axe_mvau.v`` with ``axe_rom.v`` and ``axe_pipe.v``, ``axe_swg.v``,
   ``axe_maxpool.v``, ``axe_reorder.v``, ``axe_dwc.v``, ``axe_fifo.v``, copied from the
   package);
 - per layer ``<top>_<name>.v``, a wrapper module of that name that fixes the generic
@@ -31,7 +31,7 @@ import numpy as np
 from .spec import Layer, MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, check_chain
 
 RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
-CORE_FILES = {MVAULayer: ("axe_rom.v", "axe_mvau.v"), SlidingWindowLayer: ("axe_swg.v",),
+CORE_FILES = {MVAULayer: ("axe_rom.v", "axe_pipe.v", "axe_mvau.v"), SlidingWindowLayer: ("axe_swg.v",),
               MaxPoolLayer: ("axe_maxpool.v",), ReorderLayer: ("axe_reorder.v",)}
 
 
@@ -107,6 +107,8 @@ def _params(pairs: dict) -> str:
     return ",\n".join(f"    .{k}({v})" for k, v in pairs.items())
 
 
+RES_TYPE_CODES = {"auto": 0, "lut": 1, "dsp": 2}  # axe_mvau's RES_TYPE
+
 BLOCK_ROM_MIN_BITS = 9216  # half a RAMB18: smaller ROMs are left to the tool under "auto"
 
 
@@ -136,7 +138,8 @@ def _core_params(layer: Layer, module: str, folder: Path) -> tuple[str, dict]:
             WEIGHT_ROM_STYLE=rom_style(layer.ram_style, NF * SF,
                                        layer.PE * layer.SIMD * layer.weight_bits),
             THRESH_ROM_STYLE=rom_style(layer.ram_style, NF,
-                                       layer.PE * layer.n_thresholds * (layer.result_bits + 1)))
+                                       layer.PE * layer.n_thresholds * (layer.result_bits + 1)),
+            PIPE=layer.built_pipeline_stages, RES_TYPE=RES_TYPE_CODES[layer.res_type])
     if isinstance(layer, ReorderLayer):
         ofile = f"{module}_order.hex"
         address_bits = max(1, (layer.N - 1).bit_length())
