@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,llm,hls4ml,ray]'
+	$(PY) -m pip install --quiet -e '.[test,llm,hls4ml,ray,fpga]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -26,8 +26,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 FLOW = "flows/digits_mlp.toml"
-# the default flow without synthesize and handoff: three yosys runs would triple its time
-STEPS = '["build_models","quantize","export","annotate","validate","lower","fold","rtl","simulate","report"]'
+# the default flow without synthesize and handoff (three yosys runs would triple its time),
+# with the ECP5 place and route of the design itself: the bitstream must be the same bytes
+STEPS = '["build_models","quantize","export","annotate","validate","lower","fold","rtl","simulate","place_route","report"]'
+FPGA = "fpga.compare_widths=false"
 BASE_REPO, IMAGE_REPO = "axe-deploy-base", "axe-deploy"
 SETUP = {"docker": "setup-docker.sh", "podman": "setup-podman.sh"}
 
@@ -106,7 +108,7 @@ def host_run(tmp_path_factory):
     log = open(out / "host.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "axe_deploy.cli.main", "run", FLOW, "--out", str(out / "build"),
-         "--set", f"flow.steps={STEPS}"],
+         "--set", f"flow.steps={STEPS}", "--set", FPGA],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
 
     def finished() -> Path:
@@ -174,7 +176,7 @@ def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path, requ
     env.pop("PYTHONPATH", None)
     start = time.monotonic()
     # run.sh builds the image when it is missing: that is part of what is tested
-    _run(["nice", "-n", "10", "bash", str(DOCKER / "run.sh"), FLOW, "--set", f"flow.steps={STEPS}"],
+    _run(["nice", "-n", "10", "bash", str(DOCKER / "run.sh"), FLOW, "--set", f"flow.steps={STEPS}", "--set", FPGA],
          tmp_path / "container.log", timeout=1800, env=env, stdin=subprocess.DEVNULL)
     times["image build + container flow" if not cached else "container flow"] = time.monotonic() - start
 
@@ -199,5 +201,8 @@ def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path, requ
     assert sim["overflows"] == 0
     rtl = _rtl_files(container_out)
     assert rtl and rtl == _rtl_files(host_out)
+    bitstream = (container_out / "fpga" / "axe_top.bit").read_bytes()
+    assert len(bitstream) > 0 and bitstream == (host_out / "fpga" / "axe_top.bit").read_bytes()
+    assert container_report["hardware"]["place_route"]["utilisation"] == host_report["hardware"]["place_route"]["utilisation"]
     times["total"] = time.monotonic() - test_start
     print(f"{engine} test times (s):", {k: round(v) for k, v in times.items()})

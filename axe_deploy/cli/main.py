@@ -117,8 +117,35 @@ def headline(report: dict) -> list[str]:
         lines.append(f"MVAU LUTs: {label} {hw['synth']['mvau_luts']} vs 32-bit {hw['synth_acc32']['mvau_luts']} "
                      f"({hw['lut_ratio_vs_acc32']:.2f}x) vs unconstrained {hw['synth_unconstrained']['mvau_luts']} "
                      f"({hw['lut_ratio_vs_unconstrained']:.2f}x){one}")
+    if "place_route" in hw:
+        lines += ecp5_lines(hw["place_route"], hw.get("place_route_variants", {}), label)
     if report.get("skipped_steps"):
         lines.append(skip_notice(report["skipped_steps"]))
+    return lines
+
+
+def ecp5_lines(ours: dict, variants: dict, label: str) -> list[str]:
+    """The placed-and-routed build in one line, and against the other widths on the same device."""
+    def used(build, resource):
+        return build["utilisation"].get(resource, {}).get("used", 0)
+
+    def fmax(build):
+        return min(build["fmax_mhz"].values())
+
+    verdict = "met" if ours["timing_met"] else f"MISSED by {ours['missed_by_mhz']:.1f} MHz"
+    ips = f", {ours['inferences_per_second']:,} inferences/s" if ours.get("inferences_per_second") else ""
+    lines = [f"ECP5 {ours['device']}: {used(ours, 'LUT4')} LUT4, {used(ours, 'FF')} FF, {used(ours, 'DP16KD')} DP16KD, "
+             f"{used(ours, 'MULT18X18D')} MULT18, Fmax {fmax(ours):.1f} MHz (target {ours['target_mhz']:g}: {verdict})"
+             f"{ips}"]
+    names = {"acc32": "32-bit", "unconstrained": "unconstrained", "one_stage": "one-stage"}
+    builds = [(label, ours)] + [(names.get(k, k), v) for k, v in variants.items()]
+    if len(builds) > 1:
+        cols = " / ".join(name for name, _ in builds)
+        lines.append(f"ECP5 {cols}: LUT4 " + " / ".join(str(used(b, "LUT4")) for _, b in builds)
+                     + ", FF " + " / ".join(str(used(b, "FF")) for _, b in builds)
+                     + ", DP16KD " + " / ".join(str(used(b, "DP16KD")) for _, b in builds)
+                     + ", MULT18 " + " / ".join(str(used(b, "MULT18X18D")) for _, b in builds)
+                     + ", Fmax " + " / ".join(f"{fmax(b):.1f}" for _, b in builds) + " MHz")
     return lines
 
 

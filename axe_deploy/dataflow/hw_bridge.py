@@ -4,6 +4,8 @@ synthesize take), and the folding written back into the nodes."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
@@ -36,7 +38,8 @@ def node_layers(model: ModelWrapper, node) -> list[Layer]:
             acc_signed=acc.signed(), weights=model.get_initializer(node.input[1]).T,
             thresholds=thresholds, num_vectors=vectors, act_val=node_attr(node, "ActVal", 0), tile_size=tile,
             input_narrow=bool(node_attr(node, "inputNarrow", 0)),
-            outer_bits=DataType[node_attr(node, "outerAccDataType")].bitwidth() if tile else 0)
+            outer_bits=DataType[node_attr(node, "outerAccDataType")].bitwidth() if tile else 0,
+            annotated_range=tuple(json.loads(node_attr(node, "outerAccRange" if tile else "accRange"))))
         order = node_attr(node, "inputOrder")
         if order is None:
             return [mvau]

@@ -102,6 +102,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "compare_widths": Key(bool, True, help="also synthesize with 32-bit and unconstrained accumulators"),
         "part": Key(str, "xc7z020clg400-1", help="FPGA part for the Vivado and FINN handoffs"),
     },
+    "fpga": {
+        "device": Key(str, "LFE5U-85F", help="ECP5 part for the place_route step (nextpnr-ecp5), e.g. LFE5U-25F"),
+        "package": Key(str, "CABGA381", help="the part's package"),
+        "clock_mhz": Key(float, 100.0, help="clock the place_route step constrains and checks (timing_met)"),
+        "seed": Key(int, 1, help="nextpnr's placer seed (the same seed gives the same bitstream)", minimum=0),
+        "require_timing": Key(bool, True, help="a build that misses fpga.clock_mhz fails (check timing_met, "
+                                               "exit 3); false: say so and go on"),
+        "compare_widths": Key(bool, True, help="also place and route the 32-bit and unconstrained-width builds "
+                                               "(needs hardware.compare_widths)"),
+    },
     "finn": {
         "venv": Key(str, "", help="FINN's own venv for the 'finn' step (default: $AXE_DEPLOY_FINN_VENV, else one "
                                   "built in the axe-deploy cache: finn-plus from PyPI, or with root's make_venv.sh)"),
@@ -132,7 +142,7 @@ for _cls in SECTIONS.values():  # importable by name: pickle sends configs to Ra
     _cls.__module__ = __name__
 FlowSection, ModelSection, DataSection = SECTIONS["flow"], SECTIONS["model"], SECTIONS["data"]
 QuantSection, ValidateSection = SECTIONS["quant"], SECTIONS["validate"]
-HardwareSection, FinnSection = SECTIONS["hardware"], SECTIONS["finn"]
+HardwareSection, FpgaSection, FinnSection = SECTIONS["hardware"], SECTIONS["fpga"], SECTIONS["finn"]
 
 
 @dataclass
@@ -145,6 +155,7 @@ class FlowConfig:
     quant: QuantSection
     validate: ValidateSection
     hardware: HardwareSection
+    fpga: FpgaSection
     finn: FinnSection
 
     def as_dict(self) -> dict:

@@ -8,7 +8,6 @@ recomputed here.
 from __future__ import annotations
 
 import dataclasses
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,11 +18,12 @@ from axe_deploy.core.compare import compare_outputs, describe
 from axe_deploy.dataflow.execute import execute_dataflow
 from axe_deploy.dataflow.hw_bridge import hardware_nodes, hw_layers, set_folding
 from axe_deploy.dataflow.lower import lower
-from axe_deploy.graph.layers import GraphError, node_attr
+from axe_deploy.graph.layers import GraphError
 from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.handoff.hls4ml import worst_case_inputs as hls4ml_worst_case_inputs
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
+from axe_deploy.hw.place_route import place_route
 from axe_deploy.hw.sim import simulate
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, estimate_cycles
 from axe_deploy.hw.synth import synthesize
@@ -147,9 +147,7 @@ def step_simulate(state: BuildState, cfg: FlowConfig) -> BuildState:
 def _simulate_worst_case(state: BuildState, cfg: FlowConfig) -> None:
     """Every MVAU on its own on worst-case vectors: the register reaches exactly the
     annotated range with 0 overflows, and overflows one bit narrower (hw/worst_case.py)."""
-    # the range the output shows: the outer register's when tiled
-    annotated = {node_attr(n, "layer_name"): tuple(json.loads(node_attr(n, "outerAccRange") or node_attr(n, "accRange")))
-                 for n in hardware_nodes(state.dataflow) if n.op_type == "MVAU"}
+    annotated = {l.name: l.annotated_range for l in _mvaus(state.layers)}
     run = run_worst_case(state.layers, state.out / "rtl_worst_case", annotated,
                          simulator=cfg.hardware.simulator)
     state.report["hardware"]["rtl_worst_case"] = {
@@ -175,14 +173,7 @@ def step_synthesize(state: BuildState, cfg: FlowConfig) -> BuildState:
     layers = state.layers
     builds = {"synth": state.design}
     if cfg.hardware.compare_widths:
-        if any(getattr(l, "tile_size", 0) for l in layers):
-            builds["synth_one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
-                                                  state.out / "rtl_variants" / "one_stage")
-        builds["synth_acc32"] = write_rtl(_with_acc_bits(layers, lambda l: 32), state.out / "rtl_variants" / "acc32")
-        unconstrained = state.unconstrained_bits
-        builds["synth_unconstrained"] = write_rtl(
-            _with_acc_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits)),
-            state.out / "rtl_variants" / "unconstrained")
+        builds.update({f"synth_{name}": design for name, design in width_variants(state).items()})
     hw = state.report["hardware"]
     # yosys runs are single-threaded subprocesses: run the variants side by side
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -203,6 +194,61 @@ def step_synthesize(state: BuildState, cfg: FlowConfig) -> BuildState:
             hw["lut_ratio_vs_one_stage"] = ours / hw["synth_one_stage"]["mvau_luts"]
         hw["unconstrained_accumulator_bits"] = {l.name: state.unconstrained_bits.get(l.name) for l in _mvaus(layers)}
     state.artifacts["rtl_variants"] = "rtl_variants/" if cfg.hardware.compare_widths else None
+    return state
+
+
+def width_variants(state: BuildState) -> dict:
+    """The same network with other accumulators, as RTL in rtl_variants/ (made once per
+    build): every accumulator 32 bits, the exact widths the unconstrained quantization
+    needs, and for a tiled design one stage with its own weights' exact widths."""
+    if state.variants is None:
+        layers, unconstrained, folder = state.layers, state.unconstrained_bits, state.out / "rtl_variants"
+        state.variants = {}
+        if any(getattr(l, "tile_size", 0) for l in layers):
+            state.variants["one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
+                                                    folder / "one_stage")
+        state.variants["acc32"] = write_rtl(_with_acc_bits(layers, lambda l: 32), folder / "acc32")
+        state.variants["unconstrained"] = write_rtl(
+            _with_acc_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits)), folder / "unconstrained")
+    return state.variants
+
+
+def step_place_route(state: BuildState, cfg: FlowConfig) -> BuildState:
+    """The design synthesized, placed and routed for the ECP5 of [fpga] (open tools from
+    PyPI), with its bitstream in fpga/; with fpga.compare_widths the 32-bit and
+    unconstrained-width builds too, on the same device. A build that misses its clock fails
+    the check ``timing_met`` (exit 3) unless fpga.require_timing is false."""
+    f, hw = cfg.fpga, state.report.setdefault("hardware", {})
+    builds = {"axe": (state.design, state.out / "fpga")}
+    if f.compare_widths and cfg.hardware.compare_widths:
+        builds.update({name: (design, state.out / "fpga" / "variants" / name)
+                       for name, design in width_variants(state).items()})
+
+    def build(item):
+        design, folder = item
+        return place_route(design, folder, device=f.device, package=f.package, clock_mhz=f.clock_mhz, seed=f.seed)
+
+    # nextpnr runs single-threaded: two builds side by side on the two cores
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(builds, pool.map(build, builds.values())))
+    interval = (hw.get("rtl_sim") or {}).get("cycles_measured", {}).get("interval") \
+        or hw.get("cycles_per_inference_estimated")
+    sections = {}
+    for name, result in results.items():
+        section = result.as_report(state.out)
+        section["inferences_per_second"] = round(min(result.fmax_mhz.values()) * 1e6 / interval) if interval else None
+        sections[name] = section
+    ours = hw["place_route"] = sections.pop("axe")
+    if sections:
+        hw["place_route_variants"] = sections
+    state.artifacts["fpga"] = "fpga/"
+    path = ours["critical_path"]
+    detail = (f"{f.device}: Fmax {min(ours['fmax_mhz'].values()):.1f} MHz against the target {f.clock_mhz:g} MHz "
+              f"(slack {ours['slack_ns']:+.2f} ns); critical path {path.get('from')} -> {path.get('to')}")
+    if f.require_timing:
+        checks.record(state.report, "timing_met", ours["timing_met"], detail)
+    elif not ours["timing_met"]:
+        state.report.setdefault("notes", []).append(f"timing not met (fpga.require_timing = false): {detail}")
     return state
 
 

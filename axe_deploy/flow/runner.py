@@ -46,6 +46,7 @@ STEPS = {
     "rtl": hardware.step_rtl,
     "simulate": hardware.step_simulate,
     "synthesize": hardware.step_synthesize,
+    "place_route": hardware.step_place_route,  # ECP5 bitstream with open tools (pip install -e '.[fpga]')
     "handoff": hardware.step_handoff,
     # compilers, opt-in
     "finn": compilers.step_finn,  # FINN's Vivado-free steps in FINN's venv
@@ -59,7 +60,7 @@ ONNX_STEPS = ["import_onnx"] + DEFAULT_STEPS[DEFAULT_STEPS.index("annotate"):]
 MODEL_STEPS = ("build_models", "quantize", "export", "evaluate")  # need a PyTorch model
 # What each step leaves in the build folder (the graphs are written by the runner at the end).
 STEP_FILES = {"export": [QONNX_FILE, QCDQ_FILE], "import_onnx": [QONNX_FILE, QCDQ_FILE], "lower": [DATAFLOW_FILE],
-              "rtl": ["rtl"], "simulate": ["rtl_worst_case"], "synthesize": ["rtl_variants"],
+              "rtl": ["rtl"], "simulate": ["rtl_worst_case"], "synthesize": ["rtl_variants"], "place_route": ["fpga"],
               "handoff": ["finn", "hls4ml", "vivado"], "report": [REPORT_FILE]}
 
 
@@ -157,7 +158,7 @@ def resume(state: BuildState, earlier: Path, cfg: FlowConfig, steps: list[str], 
     if state.dataflow is not None:
         state.layers = hw_layers(state.dataflow)
         state.executor = hardware.run_executor(state.dataflow, state.test_data()[0])[1]
-        if "rtl" not in run and any(s in run for s in ("simulate", "synthesize", "handoff")):
+        if "rtl" not in run and any(s in run for s in ("simulate", "synthesize", "place_route", "handoff")):
             state.design = write_rtl(state.layers, state.out / "rtl")  # the same files; the design object
     return state
 

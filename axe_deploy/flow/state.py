@@ -57,6 +57,7 @@ class BuildState:
     layers: list | None = None  # hw.spec layers, folded after the fold step
     executor: dict | None = None  # integer executor on the test inputs: {"x_int", "expected", "outputs"}
     design: object | None = None  # hw.verilog.RtlDesign
+    variants: dict | None = None  # the same network with other accumulator widths: name -> RtlDesign
     worst_case_inputs: np.ndarray | None = None  # float inputs for the compilers' worst-case runs
 
     def test_data(self) -> tuple[np.ndarray, np.ndarray | None]:

@@ -109,6 +109,9 @@ class MVAULayer:
     tile_size: int = 0
     outer_bits: int = 0
     input_narrow: bool = False  # signed inputs never take -2^(N-1) (their producer's narrow range)
+    # the annotated exact range of the register the output shows (the outer one when tiled);
+    # None where the layer was not made from an annotated graph
+    annotated_range: tuple[int, int] | None = None
     pipeline_stages: int = DEFAULT_PIPELINE_STAGES
     res_type: str = "auto"
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import shutil
 
+from axe_deploy.hw.place_route import INSTALL_HINT as FPGA_INSTALL_COMMAND
+from axe_deploy.hw.place_route import missing_programs
+
 INSTALL_COMMAND = "sudo make system-tools"  # docker/install-system-tools.sh: apt-get install verilator iverilog yosys
 
 SIMULATOR_PROGRAMS = {"verilator": ("verilator",), "icarus": ("iverilog", "vvp")}
@@ -30,11 +33,15 @@ def missing_tool_steps(steps: list[str], simulator: str = "auto") -> dict[str, s
             missing["simulate"] = " or ".join("+".join(SIMULATOR_PROGRAMS[n]) for n in names)
     if "synthesize" in steps and not installed(["yosys"]):
         missing["synthesize"] = "yosys"
+    if "place_route" in steps and missing_programs():
+        missing["place_route"] = "+".join(missing_programs())
     return missing
 
 
 def skip_notice(skipped: dict[str, str]) -> str:
     """One line: the skipped steps, what they need, the command that installs it."""
     needs = "; ".join(f"{step} needs {tool}" for step, tool in skipped.items())
+    commands = [f"`{INSTALL_COMMAND}`"] if set(skipped) - {"place_route"} else []
+    commands += [f"`{FPGA_INSTALL_COMMAND}`"] if "place_route" in skipped else []
     return (f"skipped steps {', '.join(skipped)} ({needs}, not found): install the tools with "
-            f"`{INSTALL_COMMAND}` and run again")
+            f"{' and '.join(commands)} and run again")
