@@ -52,7 +52,7 @@ def summary_table(report: dict) -> str:
         lines += [head, "-" * len(head)]
     for l in layers:
         rng = f"[{l['accumulator_range'][0]}, {l['accumulator_range'][1]}]"
-        lines.append(f"{l['name']:<{w}}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"
+        lines.append(f"{l['name']:<{w}}{l['op']:<6}{l['M'] if l['M'] is not None else '-':>5}{l['K']:>6}  {l['weight_datatype'] or '-':<8}"
                      f"{l['input_datatype']:<8}{l['tile_size']:>4}  {l['accumulator_datatype']:<12}{rng:<22}"
                      f"{l['datatype_bound_bits']:>6}{l['exact_bits']:>6}  {'yes' if l['overflow_free'] else 'NO'}")
     hw = report.get("hardware")

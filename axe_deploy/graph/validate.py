@@ -7,6 +7,8 @@ layer's real integer inputs (from qonnx execution) and on each row's worst-case 
 and confirms all of them fit the annotated accumulator (per tile and outer, for
 multi-stage accumulation). A grouped/depthwise Conv is checked group by group: the
 patches of group g hold only its own C/g input channels, dotted with its M/g rows.
+Residual Adds and average pools (:mod:`axe_deploy.graph.sums`) are checked the same way:
+their integer sums on the real inputs and their worst case against the annotation.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from axe_deploy.core import accumulator
 from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import GraphError, QuantLayer, quant_layers
+from axe_deploy.graph.sums import SumNode, integer_sums, sum_nodes
 
 
 def run_onnxruntime(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
@@ -153,7 +156,27 @@ def integer_check(model: ModelWrapper, context: dict[str, np.ndarray]) -> list[L
         annotation = Annotation.required(node, layer.layer_name)
         x_int = layer_integer_inputs(layer, node, context[node.input[0]])
         checks.append(check_layer(layer, annotation, x_int))
+    for found in sum_nodes(model):
+        node = model.graph.node[found.node_index]
+        annotation = Annotation.required(node, found.name)
+        checks.append(check_sum(found, annotation, integer_sums(model, found, context)))
     return checks
+
+
+def check_sum(found: SumNode, annotation: Annotation, sums: np.ndarray) -> LayerCheck:
+    """Real and worst-case values of a residual Add or window sum against its annotation."""
+    dtype = DataType[annotation.accumulator_datatype]
+    lo, hi = annotation.accumulator_range
+    worst = np.array(found.exact_range(), dtype=np.int64)
+    problems = []
+    if not (_fits(sums, dtype) and _fits(worst, dtype)):
+        problems.append(f"sums exceed {dtype.name}")
+    if worst[0] < lo or worst[1] > hi or sums.min(initial=lo) < lo or sums.max(initial=hi) > hi:
+        problems.append(f"values outside the annotated range [{lo}, {hi}]")
+    observed = (int(sums.min(initial=0)), int(sums.max(initial=0)))
+    exact_bits = accumulator.min_bits(int(worst[0]), int(worst[1]), signed=dtype.signed())
+    return LayerCheck(found.name, not problems, observed, (int(worst[0]), int(worst[1])), exact_bits,
+                      "; ".join(problems))
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
