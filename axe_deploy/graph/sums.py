@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.infer_shapes import InferShapes
 
 from axe_deploy.core import accumulator
 from axe_deploy.graph.layers import GraphError, QuantSpec, node_attr, quant_spec
@@ -87,6 +88,9 @@ def _quant_inputs(model: ModelWrapper, node) -> list[QuantSpec] | None:
 def _window(model: ModelWrapper, node) -> int:
     if node.op_type == "GlobalAveragePool":
         shape = model.get_tensor_shape(node.input[0])
+        if shape is None:  # onnx shape inference stops at QONNX's custom Quant nodes; qonnx's does not
+            inferred = ModelWrapper(model.model.__deepcopy__()).transform(InferShapes())
+            shape = inferred.get_tensor_shape(node.input[0])
         if shape is None or len(shape) < 3 or not all(isinstance(d, int) and d > 0 for d in shape[2:]):
             raise GraphError(f"GlobalAveragePool node '{node.name}': input shape {shape} is not known; "
                              f"run shape inference (qonnx InferShapes) first")
