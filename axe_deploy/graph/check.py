@@ -111,13 +111,16 @@ def check_rows(model: ModelWrapper) -> list[dict]:
 
 
 def layer_table(rows: list[dict], annotated_column: bool) -> str:
-    head = (f"{'layer':<16}{'op':<8}{'M':>6}{'K':>7}  {'weights':<8}{'inputs':<8}"
+    w = max([16] + [len(r["name"]) + 2 for r in rows])  # long node names (/pool/GlobalAveragePool) widen it
+    o = max([8] + [len(r["op"]) + 1 for r in rows])
+    i = max([8] + [len(r["input_datatype"]) + 1 for r in rows])
+    head = (f"{'layer':<{w}}{'op':<{o}}{'M':>6}{'K':>7}  {'weights':<8}{'inputs':<{i}}"
             + (f"{'annotated':<11}" if annotated_column else "") + f"{'exact':<9}{'range':<24}status")
     lines = [head, "-" * len(head)]
     for r in rows:
         rng = r.get("exact_range") or r.get("accumulator_range")
         exact = r.get("exact_datatype") or r.get("accumulator_datatype")
-        lines.append(f"{r['name']:<16}{r['op']:<8}{r['M']:>6}{r['K']:>7}  {r['weight_datatype']:<8}{r['input_datatype']:<8}"
+        lines.append(f"{r['name']:<{w}}{r['op']:<{o}}{r['M']:>6}{r['K']:>7}  {r['weight_datatype']:<8}{r['input_datatype']:<{i}}"
                      + (f"{r.get('accumulator_datatype') or '-':<11}" if annotated_column else "")
                      + f"{exact:<9}{str(rng):<24}{r['status']}")
     return "\n".join(lines)
