@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from axe_deploy.flow import config
-from axe_deploy.graph.annotate import AnnotateAccumulators
+from axe_deploy.graph.annotate import AnnotateAccumulators, copy_annotations
+from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.check import check_rows
 from axe_deploy.graph.sums import sum_nodes, unaligned_adds
 from axe_deploy.graph.validate import integer_check, run_qonnx
@@ -91,8 +92,11 @@ def test_bundle_from_float_takes_it_through_graph_mode_and_holds_p(quantized):
 
 def test_exported_graph_is_integer_and_checks_exact(quantized):
     bundle, infos, x, P = quantized
-    qonnx, _ = export_model(bundle.quant_model, x)
+    qonnx, qcdq = export_model(bundle.quant_model, x)
     annotated = qonnx.transform(AnnotateAccumulators())
+    copy_annotations(annotated, qcdq)  # the sums too, matched by node name
+    assert sorted(n.op_type for n in qcdq.graph.node if Annotation.of(n) and Annotation.of(n).accumulator_kind != "dot") \
+        == ["Add", "GlobalAveragePool"]
     rows = check_rows(annotated)
     assert all(r["status"] == "OK" and r["slack_bits"] == 0 for r in rows), rows
     kinds = sorted(s.kind for s in sum_nodes(annotated))
@@ -114,3 +118,24 @@ def test_plain_models_keep_the_module_swap_and_per_layer_bits_are_refused_in_gra
         bundle_from_float(f, quant_cfg(layers={"fc": {"weight_bits": 3}}), calib_x=x, test_x=x, test_y=y)
     with pytest.raises(UnsupportedModuleError, match=r"BatchNorm2d"):
         bundle_from_float(f, quant_cfg(), calib_x=x, test_x=x, test_y=y, graph_mode=False)
+
+
+def test_avg_pool_in_graph_mode_is_an_annotated_window_sum():
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu, self.pool, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), \
+                nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.relu(self.conv(x))), 1))
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 4, 4)
+    bundle = bundle_from_float(Pooled().eval(), quant_cfg(), calib_x=x, test_x=x, test_y=torch.zeros(16, dtype=torch.long))
+    bundle.quantize(quant_cfg(algorithm="rtn"), progress=False)
+    annotated = export_model(bundle.quant_model, x)[0].transform(AnnotateAccumulators())
+    (pool,) = sum_nodes(annotated)
+    assert (pool.op, pool.terms, pool.exact_range(), pool.exact_datatype()) == ("AveragePool", 4, (0, 60), "UINT6")
+    assert [r["status"] for r in check_rows(annotated)] == ["OK", "OK", "OK"]
+    assert all(c.overflow_free for c in integer_check(annotated, run_qonnx(annotated, x.numpy())))
