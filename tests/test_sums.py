@@ -139,3 +139,14 @@ def test_brevitas_residual_add_is_annotated():
     assert add.input_datatype == "INT5,INT5" and add.exact_range() == (-32, 30)
     assert [r["status"] for r in check_rows(annotated)] == ["OK", "OK"]
     assert all(c.overflow_free for c in integer_check(annotated, run_qonnx(annotated, x.numpy())))
+
+
+def test_check_command_names_an_add_on_different_scales(tmp_path):
+    from click.testing import CliRunner
+
+    from axe_deploy.cli.main import main
+    path = tmp_path / "unaligned.onnx"
+    sums_graph(scale_b=0.5).transform(AnnotateAccumulators()).save(str(path))
+    result = CliRunner().invoke(main, ["check", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0 and "2/2 layers OK" in result.output
+    assert "note: Add 'residual' sums two quantized tensors on different scales (0.25, 0.5)" in result.output
