@@ -6,6 +6,8 @@ import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 from torch import nn
@@ -150,3 +152,39 @@ def test_group_not_dividing_channels_and_lowering_are_refused(exported):
     bad.graph.node[-1].attribute[0].i = 2  # group=2 with M=3
     with pytest.raises(GraphError, match="group=2 does not divide its 3 output channels"):
         quant_layers(bad)
+
+
+@settings(max_examples=25, deadline=None)
+@given(groups=st.integers(1, 4), m_per=st.integers(1, 3), c_per=st.integers(1, 3), k=st.sampled_from([1, 3]),
+       seed=st.integers(0, 2**16))
+def test_grouped_annotation_is_each_rows_own_worst_case(groups, m_per, c_per, k, seed):
+    """For any grouping, the annotated range is the exact worst case over each output
+    channel's own C/g·kh·kw weights, and the real grouped dot products stay inside it."""
+    gen = np.random.default_rng(seed)
+    w = gen.integers(-7, 8, (groups * m_per, c_per, k, k))
+    model = helper_depthwise_k(w, groups, k).transform(AnnotateAccumulators())
+    (layer,) = quant_layers(model)
+    assert (layer.K, layer.group) == (c_per * k * k, groups)
+    ann = Annotation.of(model.graph.node[layer.node_index])
+    assert ann.accumulator_range == exact_range(w.reshape(len(w), -1), 0, 15)
+    x = gen.integers(0, 16, (2, groups * c_per, 4, 4))
+    attrs = {"pads": [k // 2] * 4}
+    patches = np.stack([im2col(xg, attrs, (k, k)) for xg in np.split(x, groups, axis=1)])
+    ref = torch.nn.functional.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
+                                     padding=k // 2, groups=groups).permute(0, 2, 3, 1).reshape(-1, len(w))
+    got = group_dot(patches, layer.q)
+    assert np.array_equal(got, ref.numpy().astype(np.int64))
+    lo, hi = ann.accumulator_range
+    assert got.min() >= lo and got.max() <= hi
+
+
+def helper_depthwise_k(w_int, group, k):
+    model = helper_depthwise(np.zeros((w_int.shape[0], w_int.shape[1], 3, 3), dtype=np.int64), group)
+    model.set_initializer("conv.weight", (w_int * 0.5).astype(np.float32))
+    conv = model.graph.node[-1]
+    for a in conv.attribute:
+        if a.name == "kernel_shape":
+            a.ints[:] = [k, k]
+        if a.name == "pads":
+            a.ints[:] = [k // 2] * 4
+    return model
