@@ -188,3 +188,14 @@ def helper_depthwise_k(w_int, group, k):
         if a.name == "pads":
             a.ints[:] = [k // 2] * 4
     return model
+
+
+def test_tiled_grouped_conv_checks_per_tile(exported):
+    model, x = exported
+    annotated = model.transform(AnnotateAccumulators({"*": 4}))
+    dw = Annotation.of(annotated.graph.node[quant_layers(annotated)[0].node_index])
+    assert dw.tile_size == 4 and dw.outer_accumulator_range == exact_range(quant_layers(annotated)[0].q, 0, 15)
+    assert [r["status"] for r in check_rows(annotated)] == ["OK", "OK"]
+    checks = integer_check(annotated, run_qonnx(annotated, x))
+    assert all(c.overflow_free for c in checks)
+    assert checks[0].worst_case_range == dw.accumulator_range  # the widest tile's exact range
