@@ -96,3 +96,17 @@ def test_a_group_sees_only_its_own_input_channels():
     quantize_model(f2, q2, x2, cfg, progress=False)
     a, b = (m.gc.quant_weight().int().to(torch.int64) for m in (q, q2))
     assert torch.equal(a[:3], b[:3]) and not torch.equal(a[3:], b[3:])
+
+
+def test_module_swap_takes_a_plain_depthwise_model():
+    from axe_deploy.quant.convert import bundle_from_float
+    torch.manual_seed(0)
+    x = torch.rand(32, C, 5, 5)
+    bundle = bundle_from_float(FloatDW().eval(), quant_cfg(act_bits=4), calib_x=x, test_x=x,
+                               test_y=torch.zeros(32, dtype=torch.long))
+    assert type(bundle.quant_model).__name__ == "QuantFloatDW"  # the swap, not graph mode
+    assert bundle.quant_model.dw.groups == C and bundle.quant_model.gc.groups == 2
+    infos = bundle.quantize(quant_cfg(algorithm="gpfq", accumulator_bits=10), progress=False)
+    for name in ("dw", "gc"):
+        acc = infos[name].accumulator
+        assert acc.K == {"dw": 9, "gc": 18}[name] and -(2**9) <= acc.lo and acc.hi <= 2**9 - 1

@@ -2,7 +2,7 @@
 
 :func:`quant_model_from_float` walks a plain ``nn.Module`` and swaps, in place of each
 module and under the same name, ``nn.Linear`` -> ``QuantLinear`` and ``nn.Conv2d`` ->
-``QuantConv2d`` (per-channel :class:`~axe_deploy.quant.quantizers.WeightQuant`, 32-bit bias),
+``QuantConv2d`` (grouped and depthwise too; per-channel :class:`~axe_deploy.quant.quantizers.WeightQuant`, 32-bit bias),
 ``nn.ReLU`` -> ``QuantReLU`` (unsigned ``act_bits``); max-pooling, flatten, dropout and
 identity stay as they are, and the network's input goes through a constant-scale input
 quantizer first. Module names are kept, so the driver pairs every quantized layer with its
@@ -25,7 +25,7 @@ from axe_deploy.quant.quantizers import BiasQuant, ReluQuant, WeightQuant, input
 
 KEPT = (nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-SUPPORTED = "Linear, Conv2d, ReLU, MaxPool2d, Flatten, Dropout, Identity (in Sequential/ModuleList or your own modules)"
+SUPPORTED = "Linear, Conv2d (also grouped), ReLU, MaxPool2d, Flatten, Dropout, Identity (in Sequential/ModuleList or your own modules)"
 INPUT_QUANT = "axe_input_quant"
 
 
@@ -39,11 +39,12 @@ def _quant_twin(name: str, module: nn.Module, *, weight_bits: int, act_bits: int
                                weight_quant=WeightQuant, bias_quant=BiasQuant, weight_bit_width=weight_bits,
                                return_quant_tensor=False)
     elif isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.padding_mode != "zeros":
-            raise UnsupportedModuleError(f"module '{name}' (Conv2d): groups={module.groups}, padding_mode="
-                                         f"'{module.padding_mode}'; only groups=1 with zero padding is supported")
+        if module.padding_mode != "zeros":
+            raise UnsupportedModuleError(f"module '{name}' (Conv2d): padding_mode='{module.padding_mode}'; only "
+                                         f"zero padding is supported")
         twin = qnn.QuantConv2d(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
-                               padding=module.padding, dilation=module.dilation, bias=module.bias is not None,
+                               padding=module.padding, dilation=module.dilation, groups=module.groups,
+                               bias=module.bias is not None,
                                weight_quant=WeightQuant, bias_quant=BiasQuant, weight_bit_width=weight_bits,
                                return_quant_tensor=False)
     elif isinstance(module, nn.ReLU):
@@ -154,7 +155,7 @@ def bundle_from_float(float_model: nn.Module, quant: dict, *, calib_x: torch.Ten
     (e.g. ``evaluate_fn``, ``metric_name``).
 
     ``graph_mode`` None (default): a model with a module the swap cannot take (BatchNorm,
-    average pools, grouped or depthwise convs, ReLU6) goes through Brevitas graph mode,
+    average pools, ReLU6) goes through Brevitas graph mode,
     the others through the swap as before; True: graph mode always (also for residual ``+``
     and functional ops between plain modules); False: the swap only. Graph mode is
     :mod:`axe_deploy.quant.graph_mode`; the bundle's float model is then the traced twin
