@@ -36,3 +36,26 @@ def test_example_reaches_three_bits_below_round_to_nearest_bit_exactly(flow, tmp
     assert sim["vectors"] == sim["bit_exact_vectors"] == 48 and sim["overflows"] == 0
     assert report["metrics"]["quant_accuracy"] >= report["metrics"]["float_accuracy"] - 0.03
     assert all(c["passed"] for c in report["checks"].values()), report["checks"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flow, adds", [("resnet_digits.toml", 2), ("mobilenet_digits.toml", 2)])
+def test_real_network_examples_hold_p_with_exact_sums(flow, adds, tmp_path):
+    """The ResNet and MobileNetV2-style examples (issue 24) through graph mode and AXE-OPTQ:
+    every conv/linear within the flow's P, residual Adds and the global pool annotated
+    exactly, 0 overflows, and `check` OK on the written graph."""
+    from axe_deploy.graph.check import check_rows
+    from axe_deploy.graph.foreign import read_graph
+    path = EXAMPLES / flow
+    cfg = config.load(path)
+    report = run_flow(cfg, tmp_path, where=str(path), progress=lambda s: None)
+    P = cfg.quant.accumulator_bits
+    dots = [l for l in report["layers"] if l["op"] in ("Conv", "Gemm")]
+    sums = [l for l in report["layers"] if l.get("accumulator_kind")]
+    assert dots and all(l["exact_bits"] <= P and l["overflow_free"] for l in dots)
+    assert [l["accumulator_kind"] for l in sums] == ["add"] * adds + ["window_sum"]
+    assert all(l["overflow_free"] for l in sums)
+    assert all(c["passed"] for c in report["checks"].values()), report["checks"]
+    assert report["metrics"]["quant_accuracy"] >= report["metrics"]["float_accuracy"] - 0.03
+    rows = check_rows(read_graph(tmp_path / "model.qonnx.onnx"))
+    assert len(rows) == len(report["layers"]) and all(r["status"] == "OK" for r in rows)

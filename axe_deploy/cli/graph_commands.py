@@ -49,12 +49,17 @@ def check_cmd(in_path: Path, json_path: Path | None):
     from axe_deploy.graph.foreign import load_graph
     from axe_deploy.graph.layers import GraphError
     from axe_deploy.graph.check import check_rows, layer_table, write_json
+    from axe_deploy.graph.sums import unaligned_adds
     try:
-        rows = check_rows(load_graph(in_path))
+        model = load_graph(in_path)
+        rows = check_rows(model)
     except GraphError as e:
         raise click.ClickException(str(e)) from None
     ok = all(r["status"] == "OK" for r in rows)
     click.echo(layer_table(rows, annotated_column=True))
+    for name, s_a, s_b in unaligned_adds(model):
+        click.echo(f"note: Add '{name}' sums two quantized tensors on different scales ({s_a:.6g}, {s_b:.6g}): not "
+                   f"one integer sum, it runs on the dequantized values and has no accumulator annotation")
     write_json(json_path, {"file": str(in_path), "ok": ok, "layers": rows})
     click.echo(f"{sum(r['status'] == 'OK' for r in rows)}/{len(rows)} layers OK")
     if not ok:

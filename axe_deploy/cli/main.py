@@ -47,13 +47,15 @@ def summary_table(report: dict) -> str:
                          f"{l['target_accumulator_bits'] or '-':>9}{l['exact_bits']:>6}")
     layers = report.get("layers", [])
     w = _column(10, (l["name"] for l in layers))  # long module or node names widen the column
-    head = f"{'layer':<{w}}{'op':<6}{'M':>5}{'K':>6}  {'weights':<8}{'inputs':<8}{'T':>4}  {'accumulator':<12}{'range':<22}{'bound':>6}{'exact':>6}  overflow-free"
+    o = max([6] + [len(l["op"]) + 1 for l in layers])
+    i = max([8] + [len(l["input_datatype"]) + 1 for l in layers])
+    head = f"{'layer':<{w}}{'op':<{o}}{'M':>5}{'K':>6}  {'weights':<8}{'inputs':<{i}}{'T':>4}  {'accumulator':<12}{'range':<22}{'bound':>6}{'exact':>6}  overflow-free"
     if layers:
         lines += [head, "-" * len(head)]
     for l in layers:
         rng = f"[{l['accumulator_range'][0]}, {l['accumulator_range'][1]}]"
-        lines.append(f"{l['name']:<{w}}{l['op']:<6}{l['M']:>5}{l['K']:>6}  {l['weight_datatype']:<8}"
-                     f"{l['input_datatype']:<8}{l['tile_size']:>4}  {l['accumulator_datatype']:<12}{rng:<22}"
+        lines.append(f"{l['name']:<{w}}{l['op']:<{o}}{l['M'] if l['M'] is not None else '-':>5}{l['K']:>6}  {l['weight_datatype'] or '-':<8}"
+                     f"{l['input_datatype']:<{i}}{l['tile_size']:>4}  {l['accumulator_datatype']:<12}{rng:<22}"
                      f"{l['datatype_bound_bits']:>6}{l['exact_bits']:>6}  {'yes' if l['overflow_free'] else 'NO'}")
     hw = report.get("hardware")
     if hw and "layers" in hw:

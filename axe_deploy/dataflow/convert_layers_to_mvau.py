@@ -129,7 +129,14 @@ class ConvertLayersToMVAU(Transformation):
     becomes one MVAU (see the module docstring)."""
 
     def apply(self, model: ModelWrapper):
-        for layer in reversed(quant_layers(model)):  # reversed: node indices stay valid
+        layers = quant_layers(model)
+        for layer in layers:
+            if layer.group > 1:
+                node = model.graph.node[layer.node_index]
+                raise GraphError(f"Conv node '{node.name}' ({layer.layer_name}): grouped/depthwise convolution "
+                                 f"(group={layer.group}) has no MVAU lowering (it needs a vector unit, FINN's "
+                                 f"VVAU); annotate/check/validate handle it, lowering supports group=1 only")
+        for layer in reversed(layers):  # reversed: node indices stay valid
             node = model.graph.node[layer.node_index]
             annotation = Annotation.required(node, layer.layer_name)
             check_annotation(layer, annotation)

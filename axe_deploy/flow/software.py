@@ -20,6 +20,7 @@ from axe_deploy.graph import foreign
 from axe_deploy.graph.annotate import AnnotateAccumulators, copy_annotations
 from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import quant_layers
+from axe_deploy.graph.sums import sum_nodes
 from axe_deploy.graph.validate import accuracy, integer_check
 from axe_deploy.ptq.device import resolve_device
 from axe_deploy.quant.bundle import build_user_bundle
@@ -122,6 +123,16 @@ def _layer_rows(state: BuildState) -> list[dict]:
             "algorithm": info.algorithm if info else "rtn (skipped)" if b is not None else "imported",
             "ptq_seconds": round(info.seconds, 4) if info else 0.0,
         }
+        if check.detail:
+            row["overflow_detail"] = check.detail
+        rows.append(row)
+    for found in sum_nodes(qonnx):  # residual Adds and average pools: integer sums, no weights
+        annotation = Annotation.required(qonnx.graph.node[found.node_index], found.name)
+        check = layer_checks[found.name]
+        row = {"name": found.name, "op": found.op, "M": None, "K": found.terms, "weight_datatype": "",
+               "input_datatype": annotation.input_datatype, **annotation.row(), "exact_bits": check.exact_bits,
+               "overflow_free": check.overflow_free, "observed_range": list(check.observed_range),
+               "algorithm": "none (integer sum)", "ptq_seconds": 0.0}
         if check.detail:
             row["overflow_detail"] = check.detail
         rows.append(row)

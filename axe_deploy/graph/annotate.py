@@ -3,7 +3,9 @@
 Every Gemm / MatMul / Conv with integer weights gets an :class:`~axe_deploy.graph.annotation.Annotation`
 with the minimal accumulator DataType that holds its exact worst-case range, computed
 by :mod:`axe_deploy.core.accumulator` from the weights in the graph. Stages after this one
-read widths with ``Annotation.of(node)``; they never recompute them.
+read widths with ``Annotation.of(node)``; they never recompute them. Residual Adds of two
+equally scaled quantized tensors and average pools on a quantized tensor are annotated
+too (:mod:`axe_deploy.graph.sums`), with their exact ranges from the input data types.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from axe_deploy.core import accumulator
 from axe_deploy.core.layer_glob import match_layer
 from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import COMPUTE_OPS, GraphError, quant_layers
+from axe_deploy.graph.sums import POOL_OPS, SumNode, sum_nodes
 
 
 def layer_accumulator(layer, tile_size: int) -> accumulator.AccumulatorInfo:
@@ -70,7 +73,20 @@ class AnnotateAccumulators(Transformation):
                        outer_accumulator_datatype=info.outer_datatype if info.tile_size else None,
                        outer_accumulator_range=(info.outer_lo, info.outer_hi) if info.tile_size else None,
                        target_accumulator_bits=target or None).write(node)
+        for found in sum_nodes(model):
+            sum_annotation(found).write(model.graph.node[found.node_index])
         return model, False
+
+
+def sum_annotation(found: SumNode) -> Annotation:
+    """The exact annotation of a residual Add or an average pool's window sum (no weights:
+    the data-type bound is the exact width)."""
+    lo, hi = found.exact_range()
+    dtype = found.exact_datatype()
+    return Annotation(layer_name=found.name, accumulator_datatype=dtype, accumulator_range=(lo, hi), tile_size=0,
+                      input_datatype=found.input_datatype, weight_datatype="",
+                      datatype_bound_bits=DataType[dtype].bitwidth(), accumulator_kind=found.kind,
+                      terms=found.terms)
 
 
 def check_annotation(layer, annotation: Annotation) -> None:
@@ -94,7 +110,8 @@ def check_annotation(layer, annotation: Annotation) -> None:
 
 def copy_annotations(src: ModelWrapper, dst: ModelWrapper) -> None:
     """Copy annotations onto the compute nodes of another export of the same network
-    (the QCDQ graph), matched in graph order; both must have the same compute nodes."""
+    (the QCDQ graph), matched in graph order; both must have the same compute nodes.
+    Annotated sums (Add, average pools) are matched by node name and op."""
     a = [n for n in src.graph.node if n.op_type in COMPUTE_OPS]
     b = [n for n in dst.graph.node if n.op_type in COMPUTE_OPS]
     if [n.op_type for n in a] != [n.op_type for n in b]:
@@ -104,3 +121,13 @@ def copy_annotations(src: ModelWrapper, dst: ModelWrapper) -> None:
         annotation = Annotation.of(na)
         if annotation:
             annotation.write(nb)
+    by_name = {n.name: n for n in dst.graph.node if n.op_type == "Add" or n.op_type in POOL_OPS}
+    for na in src.graph.node:
+        annotation = Annotation.of(na) if na.op_type == "Add" or na.op_type in POOL_OPS else None
+        if annotation is None:
+            continue
+        nb = by_name.get(na.name)
+        if nb is None or nb.op_type != na.op_type:
+            raise GraphError(f"{na.op_type} node '{na.name}' is annotated in the QONNX graph but has no "
+                             f"{na.op_type} node of that name in the QCDQ graph; export both from one model")
+        annotation.write(nb)

@@ -3,7 +3,11 @@
 
 An :class:`Annotation` is read from a node (:meth:`Annotation.of`), written to one
 (:meth:`Annotation.write`), and turned into a report/table row (:meth:`Annotation.row`).
-The key names are public: other tools read them from the ONNX file.
+The key names are public: other tools read them from the ONNX file. Besides dot
+products (Gemm/MatMul/Conv, ``accumulator_kind`` absent, read as ``dot``) an annotation can
+describe an integer sum (:mod:`axe_deploy.graph.sums`): ``accumulator_kind`` ``add`` (a
+residual Add; ``input_datatype`` lists both inputs, ``"UINT4,UINT4"``) or ``window_sum``
+(an average pool's window), with ``terms`` the number of integers summed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from axe_deploy.graph.layers import GraphError
 PREFIX = "axe_deploy."
 KEYS = ("accumulator_datatype", "tile_size", "accumulator_range", "input_datatype", "weight_datatype",
         "layer_name", "datatype_bound_bits", "outer_accumulator_datatype", "outer_accumulator_range",
-        "target_accumulator_bits")
+        "target_accumulator_bits", "accumulator_kind", "terms")
+KINDS = ("dot", "add", "window_sum")
+
+
+def _kind(text: str) -> str:
+    if text not in KINDS:
+        raise ValueError(f"accumulator_kind {text!r} is not one of {', '.join(KINDS)}")
+    return text
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -42,6 +53,8 @@ class Annotation:
     outer_accumulator_datatype: str | None = None
     outer_accumulator_range: tuple[int, int] | None = None
     target_accumulator_bits: int | None = None
+    accumulator_kind: str = "dot"
+    terms: int | None = None  # add / window_sum: how many integers the sum adds
 
     @classmethod
     def of(cls, node) -> Annotation | None:
@@ -62,7 +75,9 @@ class Annotation:
                 outer_accumulator_datatype=props["outer_accumulator_datatype"] if tiled else None,
                 outer_accumulator_range=_range(props["outer_accumulator_range"]) if tiled else None,
                 target_accumulator_bits=int(props["target_accumulator_bits"])
-                if props.get("target_accumulator_bits") else None)
+                if props.get("target_accumulator_bits") else None,
+                accumulator_kind=_kind(props.get("accumulator_kind", "dot")),
+                terms=int(props["terms"]) if props.get("terms") else None)
         except (KeyError, ValueError, TypeError) as e:
             raise GraphError(f"{node.op_type} node '{node.name}': malformed accumulator annotation {props} "
                              f"({type(e).__name__}: {e}); run the annotate step again") from None
@@ -87,6 +102,9 @@ class Annotation:
             props["outer_accumulator_range"] = json.dumps(list(self.outer_accumulator_range))
         if self.target_accumulator_bits:
             props["target_accumulator_bits"] = str(self.target_accumulator_bits)
+        if self.accumulator_kind != "dot":
+            props["accumulator_kind"] = self.accumulator_kind
+            props["terms"] = str(self.terms)
         return props
 
     def write(self, node) -> None:
@@ -121,4 +139,6 @@ class Annotation:
         return {"tile_size": self.tile_size, "accumulator_datatype": self.accumulator_datatype,
                 "accumulator_range": list(self.accumulator_range), "datatype_bound_bits": self.datatype_bound_bits,
                 "outer_accumulator_datatype": self.outer_accumulator_datatype,
-                "target_accumulator_bits": self.target_accumulator_bits}
+                "target_accumulator_bits": self.target_accumulator_bits,
+                **({"accumulator_kind": self.accumulator_kind, "terms": self.terms}
+                   if self.accumulator_kind != "dot" else {})}

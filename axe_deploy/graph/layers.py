@@ -4,7 +4,9 @@ A *quantized layer* is a Gemm, MatMul or Conv node whose weight comes from a QON
 ``Quant`` node on a constant and whose data input comes (through shape-only ops) from a
 ``Quant`` node: then both operands are integers times scales, and the node's dot
 products are integer dot products. Weights are returned as [M, K] rows = output
-channels, Conv flattened in [C, kh, kw] order (docs/reference.md).
+channels, Conv flattened in [C, kh, kw] order (docs/reference.md). A grouped or depthwise
+Conv (``group`` = g > 1, weights [M, C/g, kh, kw]) gives rows of K = C/g·kh·kw: output
+channel m reads only the C/g input channels of its group m // (M/g).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class QuantLayer:
     q: np.ndarray  # int64 [M, K]
     weight: QuantSpec
     input: QuantSpec
+    group: int = 1  # Conv groups: rows m·M/g .. (m+1)·M/g - 1 read input channels of group m
 
     @property
     def M(self) -> int:
@@ -162,9 +165,10 @@ def integer_weights(model: ModelWrapper, node) -> tuple[np.ndarray, QuantSpec]:
     elif node.op_type == "MatMul":
         q, scale = q.T, scale.T
     elif node.op_type == "Conv":
-        if node_attr(node, "group", 1) != 1:
-            raise GraphError(f"Conv node '{node.name}': grouped/depthwise convolution "
-                             f"(group={node_attr(node, 'group')}) is not supported; use group=1")
+        group = node_attr(node, "group", 1)
+        if group < 1 or q.shape[0] % group:
+            raise GraphError(f"Conv node '{node.name}': group={group} does not divide its {q.shape[0]} "
+                             f"output channels; a Conv needs M divisible by group")
         q = q.reshape(q.shape[0], -1)
         scale = scale.reshape(scale.shape[0], -1) if scale.ndim == 4 else scale
     scale = np.broadcast_to(scale.reshape(-1), (q.shape[0],)) if scale.size in (1, q.shape[0]) else scale
@@ -187,5 +191,6 @@ def quant_layers(model: ModelWrapper) -> list[QuantLayer]:
         if ispec.scale.size != 1:
             raise GraphError(f"Quant node '{iq.name}' feeding '{node.name}': per-channel input "
                              f"scales are not supported; use a per-tensor activation quantizer")
-        layers.append(QuantLayer(i, layer_name(model, node), node.op_type, q, wspec, ispec))
+        group = node_attr(node, "group", 1) if node.op_type == "Conv" else 1
+        layers.append(QuantLayer(i, layer_name(model, node), node.op_type, q, wspec, ispec, group))
     return layers

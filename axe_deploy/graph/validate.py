@@ -5,7 +5,10 @@ The overflow check reads the integer weights back out of the exported QONNX grap
 the widths out of its annotations, then recomputes every dot product in int64 on the
 layer's real integer inputs (from qonnx execution) and on each row's worst-case input,
 and confirms all of them fit the annotated accumulator (per tile and outer, for
-multi-stage accumulation).
+multi-stage accumulation). A grouped/depthwise Conv is checked group by group: the
+patches of group g hold only its own C/g input channels, dotted with its M/g rows.
+Residual Adds and average pools (:mod:`axe_deploy.graph.sums`) are checked the same way:
+their integer sums on the real inputs and their worst case against the annotation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from axe_deploy.core import accumulator
 from axe_deploy.graph.annotation import Annotation
 from axe_deploy.graph.layers import GraphError, QuantLayer, quant_layers
+from axe_deploy.graph.sums import SumNode, integer_sums, sum_nodes
 
 
 def run_onnxruntime(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
@@ -69,7 +73,8 @@ def _node_attrs(node) -> dict:
 
 
 def layer_integer_inputs(layer: QuantLayer, node, x_real: np.ndarray) -> np.ndarray:
-    """The integer input vectors [rows, K] of a layer, from its real-valued input tensor."""
+    """The integer input vectors [rows, K] of a layer, from its real-valued input tensor;
+    [group, rows, K] for a grouped Conv (each group's patches of its own input channels)."""
     x = x_real.astype(np.float64) / float(layer.input.scale.reshape(-1)[0])
     x_int = np.rint(x)
     if np.abs(x - x_int).max(initial=0) > 1e-3:
@@ -80,8 +85,23 @@ def layer_integer_inputs(layer: QuantLayer, node, x_real: np.ndarray) -> np.ndar
         attrs = _node_attrs(node)
         if "kernel_shape" not in attrs:
             raise GraphError(f"Conv node '{node.name}': kernel_shape attribute is required")
-        return im2col(x_int, attrs, tuple(attrs["kernel_shape"]))
+        kernel = tuple(attrs["kernel_shape"])
+        if layer.group > 1:
+            return np.stack([im2col(xg, attrs, kernel) for xg in np.split(x_int, layer.group, axis=1)])
+        return im2col(x_int, attrs, kernel)
     return x_int.reshape(-1, layer.K)
+
+
+def group_dot(x_int: np.ndarray, q: np.ndarray, tile_size: int = 0) -> np.ndarray:
+    """Integer dot products of inputs with weight rows [M, K]: x_int [rows, K] -> [rows, M],
+    or per group x_int [g, rows, K] with the M/g rows of each group -> [rows, M]; with
+    ``tile_size`` T > 0 the per-tile partial sums [rows, M, ceil(K/T)]."""
+    xs = x_int if x_int.ndim == 3 else x_int[None]
+    qs = q.reshape(xs.shape[0], -1, q.shape[1])
+    if tile_size:
+        return np.concatenate([np.einsum("rtk,mtk->rmt", accumulator.split_tiles(x, tile_size),
+                                         accumulator.split_tiles(qg, tile_size)) for x, qg in zip(xs, qs)], axis=1)
+    return np.concatenate([x @ qg.T for x, qg in zip(xs, qs)], axis=1)
 
 
 @dataclass
@@ -107,13 +127,13 @@ def check_layer(layer: QuantLayer, annotation: Annotation, x_int: np.ndarray) ->
     x_min, x_max = accumulator.input_bounds(*layer.input.range_format)
     x_hi, x_lo = accumulator.worst_case_inputs(layer.q, x_min, x_max)
     worst = np.stack([(x_hi * layer.q).sum(1), (x_lo * layer.q).sum(1)])
-    full = x_int @ layer.q.T
+    full = group_dot(x_int, layer.q)
     problems = []
     if not (_fits(full, outer) and _fits(worst, outer)):
         problems.append(f"whole-row sums exceed {outer.name}")
     if T:
         qt = accumulator.split_tiles(layer.q, T)
-        partial = np.einsum("rtk,mtk->rmt", accumulator.split_tiles(x_int, T), qt)
+        partial = group_dot(x_int, layer.q, T)
         worst_t = np.stack([np.einsum("mtk,mtk->mt", accumulator.split_tiles(x, T), qt) for x in (x_hi, x_lo)])
         checked, checked_worst = partial, worst_t
     else:
@@ -136,7 +156,27 @@ def integer_check(model: ModelWrapper, context: dict[str, np.ndarray]) -> list[L
         annotation = Annotation.required(node, layer.layer_name)
         x_int = layer_integer_inputs(layer, node, context[node.input[0]])
         checks.append(check_layer(layer, annotation, x_int))
+    for found in sum_nodes(model):
+        node = model.graph.node[found.node_index]
+        annotation = Annotation.required(node, found.name)
+        checks.append(check_sum(found, annotation, integer_sums(model, found, context)))
     return checks
+
+
+def check_sum(found: SumNode, annotation: Annotation, sums: np.ndarray) -> LayerCheck:
+    """Real and worst-case values of a residual Add or window sum against its annotation."""
+    dtype = DataType[annotation.accumulator_datatype]
+    lo, hi = annotation.accumulator_range
+    worst = np.array(found.exact_range(), dtype=np.int64)
+    problems = []
+    if not (_fits(sums, dtype) and _fits(worst, dtype)):
+        problems.append(f"sums exceed {dtype.name}")
+    if worst[0] < lo or worst[1] > hi or sums.min(initial=lo) < lo or sums.max(initial=hi) > hi:
+        problems.append(f"values outside the annotated range [{lo}, {hi}]")
+    observed = (int(sums.min(initial=0)), int(sums.max(initial=0)))
+    exact_bits = accumulator.min_bits(int(worst[0]), int(worst[1]), signed=dtype.signed())
+    return LayerCheck(found.name, not problems, observed, (int(worst[0]), int(worst[1])), exact_bits,
+                      "; ".join(problems))
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -4,7 +4,9 @@ For each QuantLinear / QuantConv2d in order, the driver captures the layer's inp
 the float model and X̃ in the quantized model (whose earlier layers are already done),
 unfolds conv inputs into [n·OH·OW, C·kh·kw] patches (optionally a sampled subset), calls :func:`quantize_from_stats` with the
 layer's frozen Brevitas scales, and writes ``scale·q`` back so that the layer's
-quantizer reproduces q exactly. Per-layer settings come from glob patterns.
+quantizer reproduces q exactly. Per-layer settings come from glob patterns. A grouped or
+depthwise conv is quantized group by group: each group's statistics come from the patches
+of its own C/g input channels (K = C/g·kh·kw), with its own AXE budget per output channel.
 
 The statistics, and so the algorithms' sweeps, are float64, and bias correction averages
 in float64: in float32 the sums' rounding depends on the CPU's kernels (MKL's code path,
@@ -26,13 +28,16 @@ key it does not know, a per-layer glob that matches no layer of the model.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import brevitas.nn as qnn
+import numpy as np
 import torch
 from brevitas.graph.calibrate import calibration_mode
 from tqdm.auto import tqdm
 
+from axe_deploy.core import accumulator
 from axe_deploy.core.layer_glob import layer_values, match_layer
 from axe_deploy.ptq.device import resolve_device
 from axe_deploy.ptq.layer import QuantInfo, quantize_from_stats
@@ -317,20 +322,54 @@ def quantize_module(plan: LayerPlan, mod_q: torch.nn.Module, mod_f: torch.nn.Mod
     if built != plan.weight_bits:
         raise ValueError(f"layer '{plan.name}': the model was built with {built}-bit weights, the plan asks "
                          f"for {plan.weight_bits}; build the model with the per-layer bits")
-    stats = None
-    if plan.algorithm != "rtn":
-        # float64: float32 sums round differently on different CPU kernels (module docstring)
-        stats = LayerStats(mod_q.weight[0].numel(), cross=plan.algorithm in CROSS, dtype=torch.float64,
-                           device=device).update(x_f, x_q)
     scale = _row_scales(mod_q)
     weight = mod_f.weight.detach().reshape(len(scale), -1)
-    q, info = quantize_from_stats(weight, scale, stats, weight_bits=plan.weight_bits, input_bits=bits,
-                                  input_signed=signed, algorithm=plan.algorithm,
-                                  accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
-                                  seed=seed, name=plan.name, device=device, **options)
+    parts = []
+    for group, (rows, cols) in enumerate(group_slices(mod_q)):
+        stats = None
+        if plan.algorithm != "rtn":
+            # float64: float32 sums round differently on different CPU kernels (module docstring)
+            stats = LayerStats(weight.shape[1], cross=plan.algorithm in CROSS, dtype=torch.float64,
+                               device=device).update(None if x_f is None else x_f[:, cols], x_q[:, cols])
+        name = plan.name if rows == slice(None) else f"{plan.name} (group {group})"
+        parts.append(quantize_from_stats(weight[rows], scale[rows], stats, weight_bits=plan.weight_bits,
+                                         input_bits=bits, input_signed=signed, algorithm=plan.algorithm,
+                                         accumulator_bits=plan.accumulator_bits, tile_size=plan.tile_size,
+                                         seed=seed, name=name, device=device, **options))
+    q, info = parts[0] if len(parts) == 1 else join_groups(parts)
     write_weights(mod_q, q, info.scale, plan.name)
     check_written(mod_q, q, plan.name)
     return info
+
+
+def group_slices(module: torch.nn.Module) -> list[tuple[slice, slice]]:
+    """(weight rows, unfolded input columns) of each group of a grouped Conv: group g's
+    M/g output channels read only its C/g input channels, the columns
+    g·(C/g)·kh·kw .. (g+1)·(C/g)·kh·kw − 1 of the [C·kh·kw] patches; one (all, all) otherwise."""
+    groups = getattr(module, "groups", 1)
+    if groups == 1:
+        return [(slice(None), slice(None))]
+    m, k = module.weight.shape[0] // groups, module.weight[0].numel()
+    return [(slice(g * m, (g + 1) * m), slice(g * k, (g + 1) * k)) for g in range(groups)]
+
+
+def join_groups(parts: list[tuple[torch.Tensor, QuantInfo]]) -> tuple[torch.Tensor, QuantInfo]:
+    """One layer's (q, QuantInfo) from its groups' results, rows in group order; the exact
+    accumulator analysis is redone on all rows (each row's range is its own)."""
+    first = parts[0][1]
+    q = torch.cat([p[0] for p in parts])
+    qn = q.numpy()
+    acc = accumulator.analyze(qn, input_bits=first.input_bits, input_signed=first.input_signed,
+                              weight_bits=first.weight_bits, tile_size=first.tile_size or 0)
+    budget = None if first.budget_use is None else np.concatenate([p[1].budget_use for p in parts])
+    x_min, x_max = accumulator.input_bounds(first.input_bits, first.input_signed)
+    lo, hi = accumulator.tile_ranges(qn, x_min, x_max, first.tile_size or qn.shape[1])
+    tile_bits = np.array([accumulator.min_bits(a, b, acc.signed) for a, b in zip(lo.min(axis=0), hi.max(axis=0))])
+    return q, dataclasses.replace(
+        first, seconds=sum(p[1].seconds for p in parts), l1=np.concatenate([p[1].l1 for p in parts]),
+        budget_use=budget, tile_bits=tile_bits,
+        accumulator=acc, scale=torch.cat([p[1].scale for p in parts]),
+        centred=any(p[1].centred for p in parts))
 
 
 def _row_scales(module: torch.nn.Module) -> torch.Tensor:
