@@ -6,7 +6,7 @@ Runs ``axe-deploy run FLOW`` (steps build_models … report, or ``--steps``; a l
 takes '["build_models","quantize","evaluate","report"]') once per setting, each in its
 own process with an empty model cache: default, ``MKL_CBWR=COMPATIBLE``,
 ``ATEN_CPU_CAPABILITY=default`` and ``OMP_NUM_THREADS=2`` (the settings under which one
-machine reproduces another's float kernels, DESIGN.md §7). From each build it reads the
+machine reproduces another's float kernels, docs/usage.md). From each build it reads the
 exported QONNX graph, if any, the SHA-256 of every weight Quant's integer matrix and of every
 activation Quant's scale, and from report.json the metrics and exact accumulator widths;
 it prints them side by side and exits 1 when any differs between settings.
