@@ -201,6 +201,10 @@ def test_flow_in_the_container_matches_the_host(engine, host_run, tmp_path, requ
     assert sim["overflows"] == 0
     rtl = _rtl_files(container_out)
     assert rtl and rtl == _rtl_files(host_out)
+    placed = host_report["hardware"]["place_route"]
+    assert host_report["checks"]["timing_met"]["passed"] == placed["timing_met"]
+    assert placed["timing_met"] and min(placed["fmax_mhz"].values()) >= placed["target_mhz"] == 100.0
+    assert placed["inferences_per_second"] > 0 and placed["utilisation"]["LUT4"]["used"] > 0
     bitstream = (container_out / "fpga" / "axe_top.bit").read_bytes()
     assert len(bitstream) > 0 and bitstream == (host_out / "fpga" / "axe_top.bit").read_bytes()
     assert container_report["hardware"]["place_route"]["utilisation"] == host_report["hardware"]["place_route"]["utilisation"]
