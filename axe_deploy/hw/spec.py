@@ -40,8 +40,9 @@ TILED_MVAU_PIPELINE_DEPTH = 4  # one more register stage: tile sum into the oute
 # after each adder tree level at most.
 MVAU_FIXED_OPTIONAL_STAGES = ("operands", "compare", "products", "operands 2", "products 2")
 # 8: those five and three in the adder tree (after every level up to SIMD 8, every second
-# level up to SIMD 128): what the digits MLP and CNN need for 100 MHz on an ECP5
-# (benchmarks/fpga_place_route.py).
+# level up to SIMD 128). On an ECP5 (benchmarks/fpga_place_route.py) the digits MLP then
+# passes 100 MHz; in the CNN the routes to and from its 77 spread-out MULT18X18D blocks
+# are what is left (87 MHz).
 DEFAULT_PIPELINE_STAGES = 8
 RES_TYPES = ("auto", "lut", "dsp")  # FINN's resType: the multipliers' resource
 SWG_PIPELINE_DEPTH = 2

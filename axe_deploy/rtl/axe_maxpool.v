@@ -36,6 +36,8 @@ module axe_maxpool #(
   reg [WW-1:0]  iw;
   reg [AW-1:0]  cf;    // address-wide, so that base + cf needs no extension
   reg [AW-1:0]  base;  // (iw / 2) * CF: the output column's first buffer address
+  reg [AW-1:0]  addr;  // base + cf, kept in a register: the read-modify-write of run[addr]
+                       // is the whole cycle, with no adder in front of it
   reg           out_valid_r;
   reg [DW-1:0]  out_r;
   reg [DW-1:0]  run [0:DEPTH-1];
@@ -45,7 +47,6 @@ module axe_maxpool #(
   wire used = !((H % 2 == 1) && ih == H_LAST) && !((W % 2 == 1) && iw == W_LAST);
   wire first = !ih[0] && !iw[0];
   wire last = ih[0] && iw[0];
-  wire [AW-1:0] addr = base + cf;
   wire [DW-1:0] prev = run[addr];
 
   wire [DW-1:0] maxed;
@@ -72,11 +73,17 @@ module axe_maxpool #(
       iw <= {WW{1'b0}};
       cf <= {AW{1'b0}};
       base <= {AW{1'b0}};
+      addr <= {AW{1'b0}};
       out_valid_r <= 1'b0;
     end else begin
       if (en) out_valid_r <= in_fire && used && last;
       if (in_fire) begin
         cf <= (cf == CF_LAST) ? {AW{1'b0}} : cf + 1'b1;
+        // the next beat's base + cf: the next address in the pixel, else the next pixel's base
+        if (cf != CF_LAST) addr <= addr + 1'b1;
+        else if (iw == W_LAST) addr <= {AW{1'b0}};
+        else if (iw[0]) addr <= base + CF[AW-1:0];
+        else addr <= base;
         if (cf == CF_LAST) begin
           iw <= (iw == W_LAST) ? {WW{1'b0}} : iw + 1'b1;
           if (iw == W_LAST) base <= {AW{1'b0}};
