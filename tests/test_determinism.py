@@ -1,8 +1,7 @@
 """The same integers on any x86-64 CPU: the demo's PTQ under settings that change the float
 kernels (MKL's code path, ATen's vector width) gives the integers of the default run.
-With float32 statistics MKL_CBWR=COMPATIBLE moved fc2's and fc3's integers (issue #28).
-The float biases (bias correction averages float32 forwards) may differ in their last bits;
-``benchmarks/determinism.py`` compares the exported integer biases too."""
+With float32 statistics MKL_CBWR=COMPATIBLE moved fc2's and fc3's integers, and float32
+forward passes the bias correction's last bits (issue #28)."""
 
 import json
 import os
@@ -22,7 +21,8 @@ from axe_deploy.flow.runner import BuildState, step_build_models, step_quantize
 cfg = config.load(sys.argv[1], [])
 state = step_quantize(step_build_models(BuildState(out=None), cfg), cfg)
 model = state.bundle.quant_model
-out = {name: hashlib.sha256(model.get_submodule(name).quant_weight().int().numpy().astype(np.int64).tobytes()).hexdigest()
+out = {name: hashlib.sha256(model.get_submodule(name).quant_weight().int().numpy().astype(np.int64).tobytes()
+                            + model.get_submodule(name).bias.detach().numpy().tobytes()).hexdigest()
        for name in ("fc1", "fc2", "fc3")}
 out["accuracy"] = state.bundle.evaluate(model)
 print(json.dumps(out))

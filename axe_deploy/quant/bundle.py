@@ -40,6 +40,10 @@ class ModelBundle:
     ``quant_model`` (the whole model at once unless the builder passes ``brevitas_fn``).
     ``device`` (the flow's resolved ``quant.device``): where ``evaluate`` runs the model,
     which moves there for the evaluation and back to the CPU after it.
+    Without a ``quantize_fn`` (the zoo's small models, user models) calibration, PTQ and
+    evaluation on the CPU run in float64, so they give the same figures on every CPU
+    (:func:`axe_deploy.quant.driver.in_float64`); a block-wise ``quantize_fn`` (the large
+    models) keeps float32.
     """
 
     name: str
@@ -59,16 +63,21 @@ class ModelBundle:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
         if torch.device(self.device).type == "cpu":
-            return self._evaluate(model, torch.device("cpu"))
+            if self.quantize_fn is not None:
+                return self._evaluate(model, torch.device("cpu"))
+            from axe_deploy.quant.driver import in_float64
+            with in_float64(model) as converted:
+                return self._evaluate(model, torch.device("cpu"), torch.float64 if converted else None)
         try:
             return self._evaluate(model.to(self.device), torch.device(self.device))
         finally:
             model.to("cpu")
 
-    def _evaluate(self, model: torch.nn.Module, device: torch.device) -> float:
-        if self.evaluate_fn is not None:  # follows the model's device
+    def _evaluate(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None = None) -> float:
+        if self.evaluate_fn is not None:  # follows the model's device (and dtype)
             return float(self.evaluate_fn(model))
-        hits = model(self.test_x.to(device)).argmax(1) == self.test_y.to(device)
+        x = self.test_x.to(device)
+        hits = model(x.to(dtype) if dtype is not None and x.is_floating_point() else x).argmax(1) == self.test_y.to(device)
         return float(hits.float().mean())
 
     def quantize(self, quant_cfg: dict, *, model: torch.nn.Module | None = None, seed: int = 0,
@@ -81,9 +90,8 @@ class ModelBundle:
         model = self.quant_model if model is None else model
         if self.quantize_fn is not None:
             return self.quantize_fn(model, quant_cfg, seed=seed, progress=progress)
-        from axe_deploy.quant.driver import calibrate, quantize_model
-        calibrate(model, self.calib_x)
-        return quantize_model(self.float_model, model, self.calib_x, quant_cfg, seed=seed, progress=progress)
+        from axe_deploy.quant.driver import calibrate_and_quantize
+        return calibrate_and_quantize(self.float_model, model, self.calib_x, quant_cfg, seed=seed, progress=progress)
 
     def brevitas_axe(self, method: str, P: int, T: int, batch_size: int = 256) -> None:
         """Brevitas's ``a2gpfq`` / ``a2gptq`` on the calibrated ``quant_model``, in place."""

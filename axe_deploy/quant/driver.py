@@ -9,11 +9,13 @@ depthwise conv is quantized group by group: each group's statistics come from th
 of its own C/g input channels (K = C/g·kh·kw), with its own AXE budget per output channel.
 
 The statistics, and so the algorithms' sweeps, are float64, and bias correction averages
-in float64: in float32 the sums' rounding depends on the CPU's kernels (MKL's code path,
-ATen's vector width, the thread count) and moved integer weights between machines; in
-float64 those differences are ~1e-16 relative, far below the margins that decide a
-rounding to the integer grid (a value that close to a rounding boundary could still
-flip; ``benchmarks/determinism.py`` runs a flow under four such settings to see).
+in float64; :func:`calibrate_and_quantize` also runs the forward passes (calibration, the
+inputs the statistics see) in float64. In float32 the rounding depends on the CPU's
+kernels (MKL's code path, ATen's vector width, the thread count) and moved integer
+weights and activation integers between machines; in float64 those differences are
+~1e-16 relative, far below the margins that decide a rounding to the integer grid (a
+value that close to a rounding boundary could still flip; ``benchmarks/determinism.py``
+runs a flow under four such settings to see).
 
 Under AXE the driver lets the core rescale each row to the budget and writes the
 refitted per-channel scales into the quantizer's scale parameter (the integers, and so
@@ -29,7 +31,9 @@ key it does not know, a per-layer glob that matches no layer of the model.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 
 import brevitas.nn as qnn
 import numpy as np
@@ -416,6 +420,39 @@ def quantize_model(float_model: torch.nn.Module, quant_model: torch.nn.Module, c
             correct_bias(float_model, quant_model, plan.name, calib_x)
         results[plan.name] = info
     return results
+
+
+@contextmanager
+def in_float64(*models: torch.nn.Module):
+    """Run the block with the float32 parameters and buffers of ``models`` in float64, then
+    put them back in float32 (float32 -> float64 is exact; float64 -> float32 rounds each
+    value once, the same on every machine). Models holding another float dtype are left
+    as they are."""
+    dtypes = {t.dtype for m in models for t in chain(m.parameters(), m.buffers()) if t.is_floating_point()}
+    convert = dtypes == {torch.float32}
+    for m in models if convert else ():
+        m.double()
+    try:
+        yield convert
+    finally:
+        for m in models if convert else ():
+            m.float()
+
+
+@torch.no_grad()
+def calibrate_and_quantize(float_model: torch.nn.Module, quant_model: torch.nn.Module, calib_x: torch.Tensor,
+                           quant_cfg: dict, *, seed: int = 0, progress: bool = True) -> dict[str, QuantInfo | None]:
+    """:func:`calibrate` then :func:`quantize_model`, both models in float64 (:func:`in_float64`)
+    so that the activation scales and integers are the same on every CPU; the integers are
+    read back once the models are float32 again."""
+    with in_float64(float_model, quant_model) as converted:
+        x = calib_x.double() if converted and calib_x.is_floating_point() else calib_x
+        calibrate(quant_model, x)
+        infos = quantize_model(float_model, quant_model, x, quant_cfg, seed=seed, progress=progress)
+        held = {name: quant_model.get_submodule(name).quant_weight().int() for name, i in infos.items() if i}
+    for name, q in held.items():
+        check_written(quant_model.get_submodule(name), q, name)
+    return infos
 
 
 @torch.no_grad()
