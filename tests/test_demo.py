@@ -79,4 +79,4 @@ def test_sweep_ignores_the_default_flows_per_layer_targets():
     assert cfg.quant.layers["fc1"]["accumulator_bits"] == 13
     point = sweep.run_point(cfg, "rtn", None, 0, 0)
     # round-to-nearest, unconstrained: P is its exact width, above the flow's per-layer targets
-    assert point["exact_bits"] == point["P"] > max(s["accumulator_bits"] for s in cfg["quant"]["layers"].values())
+    assert point["exact_bits"] == point["P"] > max(s["accumulator_bits"] for s in cfg.quant.layers.values())
