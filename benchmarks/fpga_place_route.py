@@ -27,9 +27,10 @@ from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
 
-from axe_deploy import config
-from axe_deploy.dataflow.lower import hw_layers
-from axe_deploy.flow import run_flow
+from axe_deploy.dataflow.hw_bridge import hw_layers
+from axe_deploy.flow import config
+from axe_deploy.flow.hardware import with_accumulator_bits
+from axe_deploy.flow.runner import run_flow
 from axe_deploy.hw.place_route import place_route
 from axe_deploy.hw.spec import MVAULayer
 from axe_deploy.hw.verilog import write_rtl
@@ -47,16 +48,10 @@ def folded_layers(flow_file: Path, out: Path) -> tuple[list, dict[str, int]]:
     return layers, report["unconstrained"]["accumulator_bits"]
 
 
-def with_acc_bits(layers, bits_of):
-    """The same network with one-stage signed accumulators of ``bits_of(layer)`` bits."""
-    return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True, tile_size=0, outer_bits=0)
-            if isinstance(l, MVAULayer) else l for l in layers]
-
-
 def variants(layers, unconstrained: dict[str, int], names: list[str]) -> dict:
     every = {"axe": lambda: layers,
-             "acc32": lambda: with_acc_bits(layers, lambda l: 32),
-             "unconstrained": lambda: with_acc_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits))}
+             "acc32": lambda: with_accumulator_bits(layers, lambda l: 32),
+             "unconstrained": lambda: with_accumulator_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits))}
     return {name: every[name]() for name in names}
 
 

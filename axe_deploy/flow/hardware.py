@@ -160,7 +160,7 @@ def _simulate_worst_case(state: BuildState, cfg: FlowConfig) -> None:
                   "; ".join(failed or [layer.detail for layer in run.layers]))
 
 
-def _with_acc_bits(layers, bits_of):
+def with_accumulator_bits(layers, bits_of):
     """The same network with one-stage accumulators of ``bits_of(layer)`` bits (signed)."""
     return [dataclasses.replace(l, acc_bits=bits_of(l), acc_signed=True, tile_size=0, outer_bits=0)
             if isinstance(l, MVAULayer) else l for l in layers]
@@ -205,11 +205,11 @@ def width_variants(state: BuildState) -> dict:
         layers, unconstrained, folder = state.layers, state.unconstrained_bits, state.out / "rtl_variants"
         state.variants = {}
         if any(getattr(l, "tile_size", 0) for l in layers):
-            state.variants["one_stage"] = write_rtl(_with_acc_bits(layers, lambda l: l.result_bits),
+            state.variants["one_stage"] = write_rtl(with_accumulator_bits(layers, lambda l: l.result_bits),
                                                     folder / "one_stage")
-        state.variants["acc32"] = write_rtl(_with_acc_bits(layers, lambda l: 32), folder / "acc32")
+        state.variants["acc32"] = write_rtl(with_accumulator_bits(layers, lambda l: 32), folder / "acc32")
         state.variants["unconstrained"] = write_rtl(
-            _with_acc_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits)), folder / "unconstrained")
+            with_accumulator_bits(layers, lambda l: unconstrained.get(l.name, l.acc_bits)), folder / "unconstrained")
     return state.variants
 
 
@@ -242,9 +242,10 @@ def step_place_route(state: BuildState, cfg: FlowConfig) -> BuildState:
     if sections:
         hw["place_route_variants"] = sections
     state.artifacts["fpga"] = "fpga/"
-    path = ours["critical_path"]
+    ends = [end.get("cell") if isinstance(end, dict) else end for end in
+            (ours["critical_path"].get("from"), ours["critical_path"].get("to"))]
     detail = (f"{f.device}: Fmax {min(ours['fmax_mhz'].values()):.1f} MHz against the target {f.clock_mhz:g} MHz "
-              f"(slack {ours['slack_ns']:+.2f} ns); critical path {path.get('from')} -> {path.get('to')}")
+              f"(slack {ours['slack_ns']:+.2f} ns); critical path {ends[0]} -> {ends[1]}")
     if f.require_timing:
         checks.record(state.report, "timing_met", ours["timing_met"], detail)
     elif not ours["timing_met"]:
