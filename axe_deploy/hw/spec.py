@@ -40,9 +40,9 @@ TILED_MVAU_PIPELINE_DEPTH = 4  # one more register stage: tile sum into the oute
 # after each adder tree level at most.
 MVAU_FIXED_OPTIONAL_STAGES = ("operands", "compare", "products", "operands 2", "products 2")
 # 8: those five and three in the adder tree (after every level up to SIMD 8, every second
-# level up to SIMD 128). On an ECP5 (benchmarks/fpga_place_route.py) the digits MLP then
-# passes 100 MHz; in the CNN the routes to and from its 77 spread-out MULT18X18D blocks
-# are what is left (87 MHz).
+# level up to SIMD 128). On an ECP5 (benchmarks/fpga_place_route.py) what is left are the
+# routes to and from the spread-out MULT18X18D blocks (combinational here): nextpnr seeds
+# 1/2/3 give 106/97/110 MHz for the digits MLP, 84/101/105 MHz for the CNN.
 DEFAULT_PIPELINE_STAGES = 8
 RES_TYPES = ("auto", "lut", "dsp")  # FINN's resType: the multipliers' resource
 SWG_PIPELINE_DEPTH = 2
