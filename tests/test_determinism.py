@@ -17,7 +17,8 @@ import hashlib, json, sys
 import numpy as np, torch
 torch.set_num_threads(1)
 from axe_deploy.flow import config
-from axe_deploy.flow.runner import BuildState, step_build_models, step_quantize
+from axe_deploy.flow.software import step_build_models, step_quantize
+from axe_deploy.flow.state import BuildState
 cfg = config.load(sys.argv[1], [])
 state = step_quantize(step_build_models(BuildState(out=None), cfg), cfg)
 model = state.bundle.quant_model
