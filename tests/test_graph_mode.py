@@ -4,7 +4,6 @@ names kept; bundle_from_float takes it when the module swap cannot; the PTQ hold
 every layer and the exported graph annotates and checks exact."""
 
 import brevitas.nn as qnn
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -4,7 +4,6 @@ ranges, recomputed by check, and validated on real inputs."""
 
 import brevitas.nn as qnn
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
