@@ -29,6 +29,11 @@ def layer(M=6, K=40, n=120, seed=0, dead=(), signed=False, bits=4):
     return W, s, X, Xq
 
 
+def act_order_reference(diag):
+    """Decreasing H_tt; entries equal to 9 significant digits keep their order (ptq.stats)."""
+    return np.argsort(-np.round(diag / np.abs(diag).max() * 1e9), kind="stable")
+
+
 def gpfq_reference(V, X, Xq, L, order=None):
     """The walk of docs/design.md ("GPFQ") with the error vector u, one row at a time."""
     M, K = V.shape
@@ -50,7 +55,7 @@ def optq_reference(V, Xq, L, percdamp=0.01, act_order=False):
     dead = np.diag(H) == 0
     H[dead, dead] = 1
     W[:, dead] = 0
-    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(H.shape[0])
+    perm = act_order_reference(np.diag(H)) if act_order else np.arange(H.shape[0])
     W, H = W[:, perm], H[perm][:, perm]
     H = H + percdamp * np.mean(np.diag(H)) * np.eye(H.shape[0])
     Hinv = np.linalg.cholesky(np.linalg.inv(H)).T  # upper factor: Hinv = Uᵀ U
@@ -96,7 +101,7 @@ F64 = dict(KW, dtype=torch.float64)  # exact comparisons with float64 references
 def test_gpfq_equals_u_vector_walk(block_size, act_order):
     W, s, X, Xq = layer(dead=(3, 17))
     q, info = quantize_layer(W, s, X, Xq, algorithm="gpfq", block_size=block_size, act_order=act_order, **F64)
-    order = np.argsort(-np.sum(Xq**2, axis=0), kind="stable") if act_order else None
+    order = act_order_reference(np.sum(Xq**2, axis=0)) if act_order else None
     ref = gpfq_reference(W / s[:, None], X, Xq, 7, order)
     assert q.dtype == torch.long
     np.testing.assert_array_equal(q.numpy(), ref)
@@ -325,3 +330,12 @@ def test_bad_shapes_and_scales():
         quantize_layer(W[0], s, X, Xq, **KW)
     q, _ = quantize_layer(W, s, None, None, algorithm="rtn", **KW)
     np.testing.assert_array_equal(q.numpy(), np.clip(np.round(W / s[:, None]), -7, 7))
+
+
+def test_act_order_keeps_the_input_order_of_ties_within_float_noise():
+    """Equal sums of squares whose last bits differ (other CPU kernels) are a tie, not an order."""
+    from axe_deploy.ptq.stats import act_order_permutation
+
+    d = torch.tensor([2.0, 3.0, 3.0 * (1 + 1e-13), 3.0 * (1 - 1e-13), 1.0, 2.5], dtype=torch.float64)
+    assert act_order_permutation(torch.diag(d)).tolist() == [1, 2, 3, 5, 0, 4]
+    assert torch.argsort(d, descending=True, stable=True).tolist() != [1, 2, 3, 5, 0, 4]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .rtn import round_nearest
+from .stats import act_order_permutation
 from .stats import require_finite
 from .sweep import sequential_sweep
 
@@ -55,5 +56,5 @@ def path_following(v: torch.Tensor, H: torch.Tensor, G: torch.Tensor, L: int, *,
 
 def gpfq(v, H, G, L, *, constraint=None, block_size=128, act_order=False):
     """GPFQ with round to nearest; ``act_order`` visits inputs by decreasing H_tt."""
-    order = torch.argsort(torch.diagonal(H), descending=True, stable=True) if act_order else None
+    order = act_order_permutation(H) if act_order else None
     return path_following(v, H, G, L, constraint=constraint, block_size=block_size, order=order)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .rtn import round_nearest
+from .stats import act_order_permutation
 from .stats import require_finite
 from .sweep import sequential_sweep
 
@@ -37,7 +38,7 @@ def optq(v: torch.Tensor, H: torch.Tensor, L: int, *, constraint=None, percdamp:
     """
     require_finite("OPTQ", weights=v, H=H)
     M, K = v.shape
-    order = (torch.argsort(torch.diagonal(H), descending=True, stable=True) if act_order
+    order = (act_order_permutation(H) if act_order
              else torch.arange(K, device=H.device))
     w = v.to(H.dtype)[:, order].clone()
     try:

@@ -106,3 +106,15 @@ class LayerStats:
         if self._sum_f is None:
             raise ValueError("the means of X were not collected: build LayerStats with cross=True")
         return self._sum_f / self.n
+
+
+def act_order_permutation(H: torch.Tensor) -> torch.Tensor:
+    """Inputs by decreasing H_tt (act-order). Diagonal entries equal to 9 significant digits
+    (5 in float32) count as equal and keep their input order: quantized inputs give exactly
+    equal sums of squares, whose last float bits differ between CPU kernels, and a tie
+    broken by those bits would give other integers on another machine."""
+    d = torch.diagonal(H)
+    digits = 9 if d.dtype == torch.float64 else 5
+    key = torch.round(d / d.abs().max().clamp_min(torch.finfo(d.dtype).tiny) * 10.0 ** digits)
+    return torch.argsort(key, descending=True, stable=True)
+
