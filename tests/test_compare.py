@@ -22,7 +22,7 @@ def logits(seed, n, c):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seeds, rows, classes, st.floats(0, 1))
+@given(seeds, rows, classes, st.floats(0, 0.999))  # below 1: x + atol - x can exceed atol by an ulp
 def test_outputs_within_atol_pass_whatever_ties_they_flip(seed, n, c, frac):
     """An exact tie (the integer datapath's, say) comes out in either order: got is the
     reference with the tie broken the other way and every element moved by at most atol."""
