@@ -134,8 +134,8 @@ def ecp5_lines(ours: dict, variants: dict, label: str) -> list[str]:
     def fmax(build):
         return min(build["fmax_mhz"].values())
 
-    path = [end.get("cell") if isinstance(end, dict) else end
-            for end in (ours["critical_path"].get("from"), ours["critical_path"].get("to"))]
+    from axe_deploy.hw.place_route import path_ends
+    path = path_ends(ours["critical_path"])
     verdict = "met" if ours["timing_met"] else f"MISSED by {ours['missed_by_mhz']:.1f} MHz on {path[0]} -> {path[1]}"
     ips = f", {ours['inferences_per_second']:,} inferences/s" if ours.get("inferences_per_second") else ""
     lines = [f"ECP5 {ours['device']}: {used(ours, 'LUT4')} LUT4, {used(ours, 'FF')} FF, {used(ours, 'DP16KD')} DP16KD, "

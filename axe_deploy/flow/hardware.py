@@ -23,7 +23,7 @@ from axe_deploy.handoff.finn import write_handoff
 from axe_deploy.handoff.hls4ml import worst_case_inputs as hls4ml_worst_case_inputs
 from axe_deploy.handoff.hls4ml import write_handoff as write_hls4ml_handoff
 from axe_deploy.hw.folding import choose_folding
-from axe_deploy.hw.place_route import place_route
+from axe_deploy.hw.place_route import path_ends, place_route
 from axe_deploy.hw.sim import simulate
 from axe_deploy.hw.spec import MaxPoolLayer, MVAULayer, ReorderLayer, SlidingWindowLayer, estimate_cycles
 from axe_deploy.hw.synth import synthesize
@@ -242,8 +242,7 @@ def step_place_route(state: BuildState, cfg: FlowConfig) -> BuildState:
     if sections:
         hw["place_route_variants"] = sections
     state.artifacts["fpga"] = "fpga/"
-    ends = [end.get("cell") if isinstance(end, dict) else end for end in
-            (ours["critical_path"].get("from"), ours["critical_path"].get("to"))]
+    ends = path_ends(ours["critical_path"])
     detail = (f"{f.device}: Fmax {min(ours['fmax_mhz'].values()):.1f} MHz against the target {f.clock_mhz:g} MHz "
               f"(slack {ours['slack_ns']:+.2f} ns); critical path {ends[0]} -> {ends[1]}")
     if f.require_timing:  # else the summary's ECP5 line says by how much and where it missed

@@ -140,6 +140,12 @@ def _run(cmd: list[str], cwd: Path, log: Path, what: str, timeout: float) -> flo
     return time.perf_counter() - t0
 
 
+def path_ends(critical_path: dict) -> tuple[str | None, str | None]:
+    """The cells at the start and the end of a report's ``critical_path``."""
+    ends = (critical_path.get("from"), critical_path.get("to"))
+    return tuple(end.get("cell") if isinstance(end, dict) else end for end in ends)
+
+
 def clock_name(net: str) -> str:
     """nextpnr's global clock net ('$glbnet$clk$TRELLIS_IO_IN') -> the top's port ('clk')."""
     m = re.fullmatch(r"\$glbnet\$(.*?)(\$TRELLIS_IO_IN)?", net)
